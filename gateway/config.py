@@ -1,0 +1,68 @@
+"""Settings: one explicit object, built from flags and environment variables, passed down."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATA_DIR = Path(".loyalty-gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # None means: use the embedded PostgreSQL kept in data_dir.
+    database_url: str | None = None
+    data_dir: Path = DEFAULT_DATA_DIR
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    demo: bool = False
+    demo_customers: int = 10_000
+    pool_min_size: int = 1
+    pool_max_size: int = 4
+    log_level: str = "info"
+    # In demo mode the GraphiQL page is pre-filled with this key.
+    demo_api_key: str | None = field(default=None, repr=False)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with the given fields replaced; None values are ignored."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+# Each environment variable maps to one field; flags given on the command line win.
+ENVIRONMENT_VARIABLES: dict[str, str] = {
+    "DATABASE_URL": "database_url",
+    "LOYALTY_GATEWAY_DATA_DIR": "data_dir",
+    "LOYALTY_GATEWAY_HOST": "host",
+    "LOYALTY_GATEWAY_PORT": "port",
+    "LOYALTY_GATEWAY_WORKERS": "workers",
+    "LOYALTY_GATEWAY_POOL_MIN_SIZE": "pool_min_size",
+    "LOYALTY_GATEWAY_POOL_MAX_SIZE": "pool_max_size",
+    "LOYALTY_GATEWAY_LOG_LEVEL": "log_level",
+}
+
+
+def settings_from_environment(environ: dict[str, str] | None = None) -> Settings:
+    """Settings from the environment variables above, with typed values."""
+    environ = dict(os.environ) if environ is None else environ
+    defaults = Settings()
+    values: dict[str, Any] = {}
+    for variable, name in ENVIRONMENT_VARIABLES.items():
+        raw = environ.get(variable)
+        if raw is None or raw == "":
+            continue
+        current = getattr(defaults, name)
+        if isinstance(current, bool):
+            values[name] = raw.lower() in {"1", "true", "yes", "on"}
+        elif isinstance(current, int):
+            try:
+                values[name] = int(raw)
+            except ValueError:
+                raise SystemExit(f"{variable} must be an integer, got {raw!r}") from None
+        elif isinstance(current, Path):
+            values[name] = Path(raw)
+        else:
+            values[name] = raw
+    return replace(defaults, **values)

@@ -1,0 +1,80 @@
+"""Balance lookups: a batch of lookups of one org in one statement."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from gateway.db.sql import FETCH_BALANCES
+from gateway.domain.lookup import ZERO, Lookup, Matches, ProgramPoints
+from gateway.domain.vocabulary import IdentifierType
+
+
+async def fetch_balances(pool: asyncpg.Pool, org_id: int, lookups: Sequence[Lookup]) -> list[Matches]:
+    """What the database matches for each lookup, in the order given."""
+    identifier_lookups: list[int] = []
+    identifier_types: list[str] = []
+    identifier_values: list[str] = []
+    identifier_entity_ids: list[int | None] = []
+    for number, lookup in enumerate(lookups, start=1):
+        for identifier in lookup.identifiers:
+            identifier_lookups.append(number)
+            identifier_types.append(identifier.type.value)
+            identifier_values.append(identifier.value)
+            identifier_entity_ids.append(identifier.entity_id)
+
+    rows = await pool.fetch(
+        FETCH_BALANCES,
+        org_id,
+        [lookup.entity_type.value for lookup in lookups],
+        [lookup.source.value for lookup in lookups],
+        [lookup.account_id for lookup in lookups],
+        [lookup.program_id for lookup in lookups],
+        [lookup.all_programs for lookup in lookups],
+        identifier_lookups,
+        identifier_types,
+        identifier_values,
+        identifier_entity_ids,
+    )
+    return _group(rows, len(lookups))
+
+
+def _group(rows: Sequence[asyncpg.Record], count: int) -> list[Matches]:
+    programs: list[list[ProgramPoints]] = [[] for _ in range(count)]
+    heads: list[asyncpg.Record | None] = [None] * count
+    for row in rows:
+        index = row["lookup"] - 1
+        heads[index] = row
+        if row["program_id"] is not None:
+            programs[index].append(
+                ProgramPoints(
+                    program_id=row["program_id"],
+                    program_name=row["program_name"],
+                    is_default=row["is_default"],
+                    main=row["main_points"] if row["main_points"] is not None else ZERO,
+                    delayed_accrual=row["delayed_accrual_points"]
+                    if row["delayed_accrual_points"] is not None
+                    else ZERO,
+                    external_trigger=row["external_trigger_points"]
+                    if row["external_trigger_points"] is not None
+                    else ZERO,
+                )
+            )
+    matches = []
+    for head, found in zip(heads, programs, strict=True):
+        if head is None:
+            # Only when the org itself is gone, which an authenticated key rules out.
+            raise LookupError("the org of this request does not exist")
+        primary = head["primary_identifier"]
+        matches.append(
+            Matches(
+                dual_eligibility=head["dual_eligibility"],
+                primary_identifier=IdentifierType(primary) if primary else None,
+                entity_id=head["entity_id"],
+                belongs=tuple(head["belongs"] or ()),
+                other=tuple(head["other"] or ()),
+                programs=tuple(found),
+            )
+        )
+    return matches

@@ -1,0 +1,14 @@
+"""The SQL statements, one per file, loaded once into named constants."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+
+def _load(name: str) -> str:
+    return files(__package__).joinpath(f"{name}.sql").read_text(encoding="utf-8")
+
+
+FETCH_BALANCES = _load("fetch_balances")
+FIND_API_KEY = _load("find_api_key")
+INSERT_API_KEY = _load("insert_api_key")

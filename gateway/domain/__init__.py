@@ -1,0 +1,1 @@
+"""Pure rules of the balance lookup: no database, no GraphQL."""

@@ -1,0 +1,1 @@
+"""Resolvers: arguments to domain calls. No SQL, no HTTP."""

@@ -1,0 +1,5 @@
+"""The public GraphQL schema."""
+
+from gateway.schema.query import schema
+
+__all__ = ["schema"]

@@ -1,0 +1,73 @@
+"""Output types of pointsBalance, built from domain values."""
+
+from __future__ import annotations
+
+import strawberry
+
+from gateway.domain.lookup import Balance, ProgramPoints
+from gateway.schema.enums import EntityType
+from gateway.schema.scalars import Points
+
+
+@strawberry.type(description="Points promised but not yet redeemable, by what releases them.")
+class PromisedPointsBreakup:
+    delayed_accrual_points: Points = strawberry.field(description="Become main points after a delay.")
+    external_trigger_based_points: Points = strawberry.field(
+        description="Become main points when an external event happens."
+    )
+
+
+@strawberry.type(description="An entity's points in one loyalty program.")
+class ProgramBalance:
+    program_id: int
+    program_name: str
+    is_default: bool = strawberry.field(description="Whether this is the org's default program.")
+    main_points: Points = strawberry.field(description="Redeemable now.")
+    promised_points: Points = strawberry.field(description="delayedAccrualPoints + externalTriggerBasedPoints.")
+    total_points: Points = strawberry.field(description="mainPoints + promisedPoints.")
+    promised_points_breakup: PromisedPointsBreakup
+
+    @classmethod
+    def from_domain(cls, program: ProgramPoints) -> ProgramBalance:
+        return cls(
+            program_id=program.program_id,
+            program_name=program.program_name,
+            is_default=program.is_default,
+            main_points=Points(program.main),
+            promised_points=Points(program.promised),
+            total_points=Points(program.total),
+            promised_points_breakup=PromisedPointsBreakup(
+                delayed_accrual_points=Points(program.delayed_accrual),
+                external_trigger_based_points=Points(program.external_trigger),
+            ),
+        )
+
+
+@strawberry.type(description="A customer's or fleet's points, summed over the programs in `programs`.")
+class PointsBalance:
+    entity_id: strawberry.ID = strawberry.field(description="The 64-bit id of the customer or fleet.")
+    entity_type: EntityType
+    main_points: Points
+    promised_points: Points
+    total_points: Points
+    promised_points_breakup: PromisedPointsBreakup
+    programs: list[ProgramBalance] = strawberry.field(description="One entry per program in the answer.")
+    warnings: list[str] = strawberry.field(
+        description="Things the lookup ignored or could not match, without failing."
+    )
+
+    @classmethod
+    def from_domain(cls, balance: Balance) -> PointsBalance:
+        return cls(
+            entity_id=strawberry.ID(str(balance.entity_id)),
+            entity_type=balance.entity_type,
+            main_points=Points(balance.main),
+            promised_points=Points(balance.promised),
+            total_points=Points(balance.total),
+            promised_points_breakup=PromisedPointsBreakup(
+                delayed_accrual_points=Points(balance.delayed_accrual),
+                external_trigger_based_points=Points(balance.external_trigger),
+            ),
+            programs=[ProgramBalance.from_domain(p) for p in balance.programs],
+            warnings=list(balance.warnings),
+        )

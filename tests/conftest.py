@@ -1,0 +1,85 @@
+"""A real PostgreSQL for the tests: the embedded one, or TEST_DATABASE_URL.
+
+The schema is migrated once into a template database; each test that needs a
+database gets a fresh copy of it (CREATE DATABASE ... TEMPLATE), so tests can
+commit freely and never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from gateway.db.migrations import migrate
+
+TEMPLATE = "loyalty_test_template"
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of the PostgreSQL server the tests use (its maintenance database)."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    from gateway.db.embedded import embedded_database_url
+
+    data_dir = Path(tmp_path_factory.mktemp("embedded"))
+    yield embedded_database_url(data_dir)
+
+
+@pytest.fixture(scope="session")
+def template_url(server_url: str) -> str:
+    async def build() -> None:
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}"')
+            await admin.execute(f'CREATE DATABASE "{TEMPLATE}"')
+        finally:
+            await admin.close()
+        connection = await asyncpg.connect(_with_database(server_url, TEMPLATE))
+        try:
+            await migrate(connection)
+        finally:
+            await connection.close()
+
+    asyncio.run(build())
+    return _with_database(server_url, TEMPLATE)
+
+
+@pytest.fixture
+def database_url(server_url: str, template_url: str) -> Iterator[str]:
+    """A fresh, migrated, empty database for one test."""
+    name = f"loyalty_test_{uuid.uuid4().hex[:12]}"
+
+    async def run(statement: str) -> None:
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(statement)
+        finally:
+            await admin.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"'))
+    yield _with_database(server_url, name)
+    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def connection(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
