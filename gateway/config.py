@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,11 @@ class Settings:
     demo_customers: int = 10_000
     pool_min_size: int = 1
     pool_max_size: int = 4
+    # Seconds a request waits for a database connection before SERVICE_UNAVAILABLE.
+    acquire_timeout: float = 2.0
+    # Seconds a validated API key is trusted before it is looked up again
+    # (also how long a revoked key may keep working).
+    api_key_cache_ttl: float = 5.0
     log_level: str = "info"
     # In demo mode the GraphiQL page is pre-filled with this key.
     demo_api_key: str | None = field(default=None, repr=False)
@@ -40,6 +46,8 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "LOYALTY_GATEWAY_WORKERS": "workers",
     "LOYALTY_GATEWAY_POOL_MIN_SIZE": "pool_min_size",
     "LOYALTY_GATEWAY_POOL_MAX_SIZE": "pool_max_size",
+    "LOYALTY_GATEWAY_ACQUIRE_TIMEOUT": "acquire_timeout",
+    "LOYALTY_GATEWAY_API_KEY_CACHE_TTL": "api_key_cache_ttl",
     "LOYALTY_GATEWAY_LOG_LEVEL": "log_level",
 }
 
@@ -56,13 +64,24 @@ def settings_from_environment(environ: dict[str, str] | None = None) -> Settings
         current = getattr(defaults, name)
         if isinstance(current, bool):
             values[name] = raw.lower() in {"1", "true", "yes", "on"}
-        elif isinstance(current, int):
+        elif isinstance(current, int | float):
             try:
-                values[name] = int(raw)
+                values[name] = type(current)(raw)
             except ValueError:
-                raise SystemExit(f"{variable} must be an integer, got {raw!r}") from None
+                raise SystemExit(f"{variable} must be a number, got {raw!r}") from None
         elif isinstance(current, Path):
             values[name] = Path(raw)
         else:
             values[name] = raw
     return replace(defaults, **values)
+
+
+def settings_to_json(settings: Settings) -> str:
+    """For handing the settings to worker processes."""
+    return json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()})
+
+
+def settings_from_json(text: str) -> Settings:
+    raw = json.loads(text)
+    paths = {f.name for f in fields(Settings) if f.type in ("Path", Path)}
+    return Settings(**{k: Path(v) if k in paths else v for k, v in raw.items()})

@@ -6,12 +6,13 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from gateway.db.pool import Database
 from gateway.db.sql import FETCH_BALANCES
 from gateway.domain.lookup import ZERO, Lookup, Matches, ProgramPoints
 from gateway.domain.vocabulary import IdentifierType
 
 
-async def fetch_balances(pool: asyncpg.Pool, org_id: int, lookups: Sequence[Lookup]) -> list[Matches]:
+async def fetch_balances(database: Database, org_id: int, lookups: Sequence[Lookup]) -> list[Matches]:
     """What the database matches for each lookup, in the order given."""
     identifier_lookups: list[int] = []
     identifier_types: list[str] = []
@@ -24,19 +25,20 @@ async def fetch_balances(pool: asyncpg.Pool, org_id: int, lookups: Sequence[Look
             identifier_values.append(identifier.value)
             identifier_entity_ids.append(identifier.entity_id)
 
-    rows = await pool.fetch(
-        FETCH_BALANCES,
-        org_id,
-        [lookup.entity_type.value for lookup in lookups],
-        [lookup.source.value for lookup in lookups],
-        [lookup.account_id for lookup in lookups],
-        [lookup.program_id for lookup in lookups],
-        [lookup.all_programs for lookup in lookups],
-        identifier_lookups,
-        identifier_types,
-        identifier_values,
-        identifier_entity_ids,
-    )
+    async with database.connection() as connection:
+        rows = await connection.fetch(
+            FETCH_BALANCES,
+            org_id,
+            [lookup.entity_type.value for lookup in lookups],
+            [lookup.source.value for lookup in lookups],
+            [lookup.account_id for lookup in lookups],
+            [lookup.program_id for lookup in lookups],
+            [lookup.all_programs for lookup in lookups],
+            identifier_lookups,
+            identifier_types,
+            identifier_values,
+            identifier_entity_ids,
+        )
     return _group(rows, len(lookups))
 
 

@@ -1,16 +1,32 @@
-"""The asyncpg connection pool."""
+"""The asyncpg connection pool, and how its failures reach clients."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 
 from gateway.config import Settings
+from gateway.errors import ServiceUnavailable
 
 SERVER_SETTINGS = {
     "application_name": "loyalty-gateway",
     # Lookups are tiny OLTP statements; JIT compilation only adds latency.
     "jit": "off",
 }
+
+# Failures that mean "the database cannot be reached now", not "this request is wrong".
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.InterfaceError,
+)
 
 
 async def create_pool(database_url: str, settings: Settings) -> asyncpg.Pool:
@@ -22,3 +38,20 @@ async def create_pool(database_url: str, settings: Settings) -> asyncpg.Pool:
     )
     assert pool is not None
     return pool
+
+
+class Database:
+    """The pool as the rest of the gateway sees it: connections that fail fast."""
+
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
+        self.pool = pool
+        self.acquire_timeout = acquire_timeout
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; an unreachable database becomes SERVICE_UNAVAILABLE within the timeout."""
+        try:
+            async with self.pool.acquire(timeout=self.acquire_timeout) as acquired:
+                yield acquired
+        except CONNECTION_ERRORS as error:
+            raise ServiceUnavailable("the database cannot be reached; try again shortly") from error

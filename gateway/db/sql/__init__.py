@@ -12,3 +12,5 @@ def _load(name: str) -> str:
 FETCH_BALANCES = _load("fetch_balances")
 FIND_API_KEY = _load("find_api_key")
 INSERT_API_KEY = _load("insert_api_key")
+SAMPLE_CUSTOMER = _load("sample_customer")
+COUNT_ORGS = "SELECT count(*) FROM orgs"

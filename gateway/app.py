@@ -1,0 +1,59 @@
+"""create_app(settings): the Starlette application; its lifespan owns the pool."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from gateway.auth import ApiKeyAuthenticator
+from gateway.config import Settings, settings_from_json, settings_to_json
+from gateway.context import AppState
+from gateway.db.migrations import migrate
+from gateway.db.pool import Database, create_pool
+from gateway.graphiql import graphiql_assets
+from gateway.http import GatewayGraphQL
+from gateway.schema import schema
+
+
+def create_app(settings: Settings, *, example_query: str | None = None) -> Starlette:
+    """The gateway for settings.database_url, which must be set (the CLI resolves the embedded one)."""
+    database_url = settings.database_url
+    if database_url is None:
+        raise ValueError("create_app needs settings.database_url")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
+        pool = await create_pool(database_url, settings)
+        try:
+            async with pool.acquire() as connection:
+                await migrate(connection)
+            database = Database(pool, settings.acquire_timeout)
+            # Lifespan state is copied into every request's `request.state`.
+            yield {"gateway": AppState(database, ApiKeyAuthenticator(database, settings.api_key_cache_ttl))}
+        finally:
+            await pool.close()
+
+    view = GatewayGraphQL(schema=schema, settings=settings, example_query=example_query)
+    routes = [
+        Route("/graphql", view, methods=["GET", "POST"]),
+        graphiql_assets(),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+# Worker processes (serve --workers N) rebuild the app from this variable.
+SETTINGS_VARIABLE = "LOYALTY_GATEWAY_WORKER_SETTINGS"
+
+
+def settings_to_environment(settings: Settings, example_query: str | None) -> str:
+    return json.dumps({"settings": settings_to_json(settings), "example_query": example_query})
+
+
+def create_app_from_environment() -> Starlette:
+    handed_over = json.loads(os.environ[SETTINGS_VARIABLE])
+    return create_app(settings_from_json(handed_over["settings"]), example_query=handed_over["example_query"])

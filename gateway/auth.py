@@ -1,0 +1,55 @@
+"""Who is calling: API keys from the Authorization header, cached briefly.
+
+The cache keeps the database out of the path of every request; its short
+lifetime bounds how long a revoked key keeps working.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from gateway.db.api_keys import StoredKey, find_api_key
+from gateway.db.pool import Database
+from gateway.domain.api_keys import hash_key, hashes_match, key_prefix
+from gateway.errors import Unauthenticated
+
+_CACHE_LIMIT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    stored: StoredKey | None
+    expires_at: float
+
+
+class ApiKeyAuthenticator:
+    def __init__(self, database: Database, ttl_seconds: float) -> None:
+        self._database = database
+        self._ttl = ttl_seconds
+        self._cache: dict[str, _Cached] = {}
+
+    async def org_for(self, authorization: str | None) -> int:
+        """The org of a valid `Bearer <key>` header; raises Unauthenticated."""
+        if not authorization:
+            raise Unauthenticated("send an API key as `Authorization: Bearer <key>`")
+        scheme, _, key = authorization.partition(" ")
+        key = key.strip()
+        prefix = key_prefix(key) if scheme.lower() == "bearer" else None
+        if prefix is None:
+            raise Unauthenticated("the Authorization header is not `Bearer <API key>`")
+        stored = await self._stored(prefix)
+        if stored is None or not hashes_match(stored.key_hash, hash_key(key)):
+            raise Unauthenticated("the API key is not valid")
+        return stored.org_id
+
+    async def _stored(self, prefix: str) -> StoredKey | None:
+        now = time.monotonic()
+        cached = self._cache.get(prefix)
+        if cached is not None and cached.expires_at > now:
+            return cached.stored
+        stored = await find_api_key(self._database, prefix)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[prefix] = _Cached(stored, now + self._ttl)
+        return stored

@@ -1,0 +1,131 @@
+"""What each subcommand does, given Settings. The CLI parses; this runs."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import asyncpg
+
+from gateway.config import Settings
+
+
+def database_url(settings: Settings) -> str:
+    """The configured database, or the embedded one (started, or joined, now)."""
+    if settings.database_url:
+        return settings.database_url
+    from gateway.db.embedded import embedded_database_url
+
+    return embedded_database_url(settings.data_dir)
+
+
+async def _connect(settings: Settings) -> asyncpg.Connection:
+    from gateway.db.pool import SERVER_SETTINGS
+
+    return await asyncpg.connect(database_url(settings), server_settings=SERVER_SETTINGS)
+
+
+async def migrate(settings: Settings) -> int:
+    from gateway.db.migrations import migrate as apply_migrations
+
+    connection = await _connect(settings)
+    try:
+        applied = await apply_migrations(connection)
+    finally:
+        await connection.close()
+    for migration in applied:
+        print(f"applied {migration.version:03d}_{migration.name}")
+    if not applied:
+        print("the database schema is up to date")
+    return 0
+
+
+async def import_file(settings: Settings, path: Path, *, progress: bool) -> int:
+    from gateway.db.migrations import migrate as apply_migrations
+    from gateway.importer.jsonl import ImportFailed
+    from gateway.importer.jsonl import import_file as run_import
+
+    connection = await _connect(settings)
+    try:
+        await apply_migrations(connection)
+        summary = await run_import(connection, path, progress=progress)
+    except ImportFailed as failure:
+        print(f"error: {path}: {failure}", file=sys.stderr)
+        print("nothing was imported", file=sys.stderr)
+        return 1
+    finally:
+        await connection.close()
+    print(f"imported {path}: {summary}")
+    return 0
+
+
+async def demo_data(settings: Settings, *, customers: int, seed: int, progress: bool) -> int:
+    from gateway.db.bulk import load_demo_data
+    from gateway.db.migrations import migrate as apply_migrations
+
+    connection = await _connect(settings)
+    try:
+        await apply_migrations(connection)
+        summary = await load_demo_data(connection, customers=customers, seed=seed, progress=progress)
+    finally:
+        await connection.close()
+    print(f"loaded demo data: {summary}")
+    return 0
+
+
+async def create_api_key(settings: Settings, *, org_id: int, name: str) -> int:
+    from gateway.db.api_keys import insert_api_key
+    from gateway.db.migrations import migrate as apply_migrations
+    from gateway.domain.api_keys import generate_key
+
+    connection = await _connect(settings)
+    try:
+        await apply_migrations(connection)
+        new = generate_key()
+        try:
+            await insert_api_key(connection, org_id, new.prefix, new.key_hash, name)
+        except asyncpg.ForeignKeyViolationError:
+            print(f"error: there is no org {org_id}; import it first", file=sys.stderr)
+            return 1
+    finally:
+        await connection.close()
+    print(f"created API key {new.prefix} for org {org_id}; it is shown only now:", file=sys.stderr)
+    print(new.key)
+    return 0
+
+
+def serve(settings: Settings) -> int:
+    import asyncio
+
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.demo import prepare_demo
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    settings = settings.with_overrides(database_url=database_url(settings))
+    example_query = None
+    if settings.demo:
+        demo = asyncio.run(prepare_demo(settings))
+        settings = settings.with_overrides(demo_api_key=demo.api_key)
+        example_query = demo.example_query
+        print(demo.banner(settings), flush=True)
+    if settings.workers > 1:
+        import os
+
+        from gateway.app import SETTINGS_VARIABLE, settings_to_environment
+
+        os.environ[SETTINGS_VARIABLE] = settings_to_environment(settings, example_query)
+        uvicorn.run(
+            "gateway.app:create_app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+        )
+        return 0
+    app = create_app(settings, example_query=example_query)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    return 0
