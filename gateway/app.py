@@ -16,8 +16,8 @@ from gateway.context import AppState
 from gateway.db.migrations import migrate
 from gateway.db.pool import Database, create_pool
 from gateway.graphiql import graphiql_assets
-from gateway.http import GatewayGraphQL
-from gateway.schema import schema
+from gateway.http import GraphQLEndpoint
+from gateway.schema import ROOT_RESOLVERS, schema
 
 
 def create_app(settings: Settings, *, example_query: str | None = None) -> Starlette:
@@ -38,9 +38,11 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Starl
         finally:
             await pool.close()
 
-    view = GatewayGraphQL(schema=schema, settings=settings, example_query=example_query)
+    endpoint = GraphQLEndpoint(
+        schema=schema, root_resolvers=ROOT_RESOLVERS, settings=settings, example_query=example_query
+    )
     routes = [
-        Route("/graphql", view, methods=["GET", "POST"]),
+        Route("/graphql", endpoint),
         graphiql_assets(),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

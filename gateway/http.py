@@ -1,26 +1,26 @@
-"""The GraphQL endpoint: authentication, JSON in and out, error codes, status codes.
+"""The GraphQL endpoint: HTTP in, authentication, execution, JSON out.
 
-Built on strawberry's ASGI view. What it adds: every error a client sees is
-JSON with `extensions.code`; only GatewayErrors and GraphQL's own syntax and
-validation errors keep their messages, anything else is masked and logged
-with the request id.
+Every error a client sees is JSON with `extensions.code`. Only GatewayErrors
+and GraphQL's own syntax and validation errors keep their messages; anything
+else is masked and logged with the request id.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from cross_web import HTTPException
-from graphql import GraphQLError
+from graphql import ExecutionResult, GraphQLError, OperationType
+from graphql import execute as graphql_execute
+from graphql.execution.values import VariableValues, get_variable_values
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
-from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
-from strawberry.types import ExecutionResult
+from strawberry.schema.schema import Schema as StrawberrySchema
 
 from gateway.config import Settings
 from gateway.context import AppState, Context
@@ -32,85 +32,181 @@ from gateway.errors import (
     BadUserInput,
     GatewayError,
     InvalidEntityType,
+    ServiceUnavailable,
 )
+from gateway.execution.compiler import Compiler, RootResolver
+from gateway.execution.documents import DocumentCache
 from gateway.graphiql import graphiql_page
 
 logger = logging.getLogger("gateway.http")
 
 REQUEST_ID_HEADER = "x-request-id"
+JSON_MEDIA_TYPES = ("application/json", "application/graphql-response+json")
 
 
-class GatewayGraphQL(GraphQL[Context, None]):
-    allow_queries_via_get = True
+@dataclass(frozen=True, slots=True)
+class GraphQLRequest:
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
 
-    def __init__(self, *, schema: Any, settings: Settings, example_query: str | None = None) -> None:
-        super().__init__(schema, graphql_ide="graphiql", allow_queries_via_get=True)
+
+class GraphQLEndpoint:
+    """The ASGI app behind /graphql."""
+
+    def __init__(
+        self,
+        *,
+        schema: StrawberrySchema,
+        root_resolvers: Mapping[str, RootResolver],
+        settings: Settings,
+        example_query: str | None = None,
+    ) -> None:
+        self.schema = schema
         self.settings = settings
         self.example_query = example_query
+        self.documents = DocumentCache(schema._schema)
+        self.compiler = Compiler(schema, root_resolvers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
         request = Request(scope, receive)
         request_id = _request_id(request)
-        request.state.request_id = request_id
         try:
-            if self._wants_graphiql(request):
-                response: Response = HTMLResponse(
-                    graphiql_page(api_key=self.settings.demo_api_key, example_query=self.example_query)
-                )
-            else:
-                response = await self.run(request)
+            response = await self._respond(request, request_id)
         except GatewayError as error:
-            response = self._error_response(error.message, error.extensions, error.http_status)
-        except HTTPException as error:
-            response = self._error_response(error.reason, {"code": BadRequest.code}, error.status_code)
+            response = error_response(error.message, error.extensions, error.http_status)
         response.headers[REQUEST_ID_HEADER] = request_id
         await response(scope, receive, send)
 
-    def _wants_graphiql(self, request: Request) -> bool:
-        accept = request.headers.get("accept", "")
-        return request.method == "GET" and "query" not in request.query_params and "text/html" in accept
+    async def _respond(self, request: Request, request_id: str) -> Response:
+        if request.method == "GET":
+            if _wants_graphiql(request):
+                return HTMLResponse(graphiql_page(api_key=self.settings.demo_api_key, example_query=self.example_query))
+            graphql_request = _from_query_string(request)
+        elif request.method == "POST":
+            graphql_request = await _from_body(request)
+        else:
+            return error_response(
+                "GraphQL is served over GET and POST", {"code": BadRequest.code}, 405, {"allow": "GET, POST"}
+            )
 
-    def _error_response(self, message: str, extensions: dict[str, Any], status: int) -> Response:
-        headers = {"www-authenticate": "Bearer"} if status == 401 else None
-        body = {"errors": [{"message": message, "extensions": extensions}]}
-        return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
-
-    async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
         state: AppState = request.state.gateway
         org_id = await state.authenticator.org_for(request.headers.get("authorization"))
-        return Context(
-            settings=self.settings,
-            database=state.database,
-            org_id=org_id,
-            request_id=request.state.request_id,
+        context = Context(settings=self.settings, database=state.database, org_id=org_id, request_id=request_id)
+        status, body = await self.execute(graphql_request, context, is_get=request.method == "GET")
+        return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+    async def execute(
+        self, request: GraphQLRequest, context: Context, *, is_get: bool = False
+    ) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, response body) for one GraphQL request."""
+        request_id = context.request_id
+        document = self.documents.get(request.query)
+        if document.errors:
+            return 400, {"errors": [format_error(error, request_id) for error in document.errors]}
+        operation = document.operation(request.operation_name)
+        if operation is None:
+            if request.operation_name is None:
+                message = "the document has several operations: say which one to run with operationName"
+            else:
+                message = f"the document has no operation named {request.operation_name!r}"
+            return 400, {"errors": [{"message": message, "extensions": {"code": BadRequest.code}}]}
+        if is_get and operation.operation is not OperationType.QUERY:
+            return 405, {
+                "errors": [{"message": "only queries may be sent with GET", "extensions": {"code": BadRequest.code}}]
+            }
+
+        variables = get_variable_values(
+            self.schema._schema, operation.variable_definitions or (), request.variables or {}
         )
+        if not isinstance(variables, VariableValues):
+            return 400, {"errors": [format_error(error, request_id) for error in variables]}
 
-    def decode_json(self, data: str | bytes) -> object:
-        # orjson rejects invalid UTF-8 and absurd nesting with JSONDecodeError,
-        # which the base view answers with a 400.
+        plan = self.compiler.plan(document, request.operation_name, variables)
+        if plan is not None:
+            data, errors = await plan.execute(context, variables)
+        else:
+            data, errors = await self._execute_with_graphql_core(document.node, request, context)
+        body: dict[str, Any] = {}
+        if errors:
+            body["errors"] = [format_error(error, request_id) for error in errors]
+        body["data"] = data
+        unavailable = any(isinstance(error.original_error, ServiceUnavailable) for error in errors)
+        return (503 if unavailable else 200), body
+
+    async def _execute_with_graphql_core(
+        self, document: Any, request: GraphQLRequest, context: Context
+    ) -> tuple[dict[str, Any] | None, list[GraphQLError]]:
+        result = graphql_execute(
+            self.schema._schema,
+            document,
+            context_value=context,
+            variable_values=request.variables,
+            operation_name=request.operation_name,
+            execution_context_class=self.schema.execution_context_class,
+        )
+        if not isinstance(result, ExecutionResult):
+            result = await result
+        return result.data, list(result.errors or ())
+
+
+def error_response(
+    message: str, extensions: dict[str, Any], status: int, headers: dict[str, str] | None = None
+) -> Response:
+    headers = dict(headers or {})
+    if status == 401:
+        headers["www-authenticate"] = "Bearer"
+    body = {"errors": [{"message": message, "extensions": extensions}]}
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def _wants_graphiql(request: Request) -> bool:
+    return "query" not in request.query_params and "text/html" in request.headers.get("accept", "")
+
+
+def _from_query_string(request: Request) -> GraphQLRequest:
+    params = request.query_params
+    variables = params.get("variables")
+    return _graphql_request(
+        {
+            "query": params.get("query"),
+            "variables": _parse_json(variables, "variables") if variables else None,
+            "operationName": params.get("operationName") or None,
+        }
+    )
+
+
+async def _from_body(request: Request) -> GraphQLRequest:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type not in JSON_MEDIA_TYPES:
+        raise BadRequest("send the request as JSON (Content-Type: application/json)")
+    body = _parse_json(await request.body(), "body")
+    if isinstance(body, list):
+        raise BadRequest("batched requests are not accepted; send one operation per request")
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object with a `query`")
+    return _graphql_request(body)
+
+
+def _parse_json(data: str | bytes, what: str) -> Any:
+    try:
+        # orjson rejects invalid UTF-8 and absurdly deep nesting as well.
         return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise BadRequest(f"the {what} is not valid JSON") from None
 
-    def parse_json(self, data: str | bytes) -> Any:
-        parsed = super().parse_json(data)
-        if not isinstance(parsed, dict):
-            raise BadRequest("the request body must be a JSON object with a `query`")
-        return parsed
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
-
-    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
-        request_id = request.state.request_id
-        response: GraphQLHTTPResponse = {"data": result.data}
-        if result.errors:
-            response["errors"] = [format_error(error, request_id) for error in result.errors]
-            if result.data is None and all(error.path is None for error in result.errors):
-                # Rejected before execution: there is no data, not even null.
-                del response["data"]
-        return response
+def _graphql_request(raw: dict[str, Any]) -> GraphQLRequest:
+    query = raw.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise BadRequest("the request has no GraphQL `query`")
+    variables = raw.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        raise BadRequest("`variables` must be a JSON object")
+    operation_name = raw.get("operationName")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise BadRequest("`operationName` must be a string")
+    return GraphQLRequest(query, variables, operation_name)
 
 
 def _request_id(request: Request) -> str:
@@ -127,13 +223,14 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     if isinstance(original, GatewayError):
         formatted["message"] = original.message
         extensions = original.extensions
-    elif original is None:
+    elif original is None and error.path is None:
+        # GraphQL's own syntax, validation and variable errors: the client's to fix.
         formatted["message"] = error.message
         extensions = {"code": _graphql_error_code(error)}
         if extensions["code"] == InvalidEntityType.code:
             extensions["errorCode"] = InvalidEntityType.error_code
     else:
-        logger.error("unexpected error, request id %s", request_id, exc_info=original)
+        logger.error("unexpected error, request id %s: %s", request_id, error.message, exc_info=original)
         formatted["message"] = f"Internal server error (request id {request_id})"
         extensions = {"code": INTERNAL_SERVER_ERROR, "requestId": request_id}
     if error.locations:

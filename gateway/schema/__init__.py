@@ -1,5 +1,5 @@
 """The public GraphQL schema."""
 
-from gateway.schema.query import schema
+from gateway.schema.query import ROOT_RESOLVERS, schema
 
-__all__ = ["schema"]
+__all__ = ["ROOT_RESOLVERS", "schema"]

@@ -1,0 +1,264 @@
+"""Compiled execution of repeated operations, in the spirit of graphql-jit.
+
+Once a document is validated, an operation whose root fields all have a
+compiled resolver and whose selections are plain attributes is turned into a
+plan: per root field, how to build the resolver's arguments and a serializer
+that turns the resolver's result straight into JSON-ready values. Anything
+else (introspection, resolvers on nested fields, abstract types) returns no
+plan and is executed by graphql-core. Differential tests hold the two paths
+to identical output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    GraphQLEnumType,
+    GraphQLError,
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLScalarType,
+    OperationType,
+    located_error,
+)
+from graphql.execution.values import VariableValues, get_argument_values
+from graphql.language import Visitor, visit
+from strawberry.schema.schema import Schema as StrawberrySchema
+from strawberry.types.base import StrawberryObjectDefinition
+from strawberry.types.field import StrawberryField
+
+from gateway.execution.arguments import UnsupportedArgument, argument_converter, camel_case
+from gateway.execution.collect import collect_fields, directive_variables
+from gateway.execution.documents import Document
+
+# A compiled root resolver: (context, **python keyword arguments) -> result object.
+RootResolver = Callable[..., Awaitable[Any]]
+Serializer = Callable[[Any], Any]
+
+
+class NotCompilable(Exception):
+    """The operation uses something only graphql-core executes."""
+
+
+class NonNullViolation(Exception):
+    def __init__(self, type_name: str, field_name: str) -> None:
+        super().__init__(f"Cannot return null for non-nullable field {type_name}.{field_name}.")
+
+
+@dataclass(frozen=True, slots=True)
+class RootField:
+    key: str
+    nodes: tuple[FieldNode, ...]
+    field: GraphQLField | None  # None for __typename
+    resolver: RootResolver | None
+    convert_arguments: Callable[[dict[str, Any]], dict[str, Any]] | None
+    constant_arguments: dict[str, Any] | None  # when the arguments use no variables
+    serialize: Serializer
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    fields: tuple[RootField, ...]
+
+    async def execute(self, context: Any, variables: VariableValues) -> tuple[dict[str, Any], list[GraphQLError]]:
+        calls = [self._resolve(root, context, variables) for root in self.fields]
+        outcomes = await asyncio.gather(*calls) if len(calls) > 1 else [await calls[0]]
+        data: dict[str, Any] = {}
+        errors: list[GraphQLError] = []
+        for root, (value, error) in zip(self.fields, outcomes, strict=True):
+            data[root.key] = value
+            if error is not None:
+                errors.append(error)
+        return data, errors
+
+    async def _resolve(
+        self, root: RootField, context: Any, variables: VariableValues
+    ) -> tuple[Any, GraphQLError | None]:
+        if root.resolver is None:
+            return root.serialize(None), None
+        path = [root.key]
+        try:
+            arguments = root.constant_arguments
+            if arguments is None:
+                arguments = Compiler.arguments(root, variables)
+            result = await root.resolver(context, **arguments)
+            return root.serialize(result), None
+        except Exception as error:  # reported like graphql-core does: a located error, the field null
+            return None, located_error(error, list(root.nodes), path)
+
+
+class Compiler:
+    def __init__(self, schema: StrawberrySchema, root_resolvers: Mapping[str, RootResolver]) -> None:
+        self._strawberry = schema
+        self._schema = schema._schema
+        self._root_resolvers = root_resolvers
+        self._object_serializers: dict[tuple[str, tuple[int, ...]], Serializer] = {}
+
+    def plan(self, document: Document, operation_name: str | None, variables: VariableValues) -> Plan | None:
+        """The plan for this operation and these directive variables, or None: use graphql-core."""
+        operation = document.operation(operation_name)
+        if operation is None or operation.operation is not OperationType.QUERY:
+            return None
+        cache_key = (operation_name, self._directive_key(document, operation_name, variables))
+        if cache_key in document.plans:
+            return document.plans[cache_key]  # type: ignore[no-any-return]
+        try:
+            plan: Plan | None = self._compile(document, operation, variables)
+        except NotCompilable:
+            plan = None
+        document.plans[cache_key] = plan
+        return plan
+
+    @staticmethod
+    def arguments(root: RootField, variables: VariableValues) -> dict[str, Any]:
+        assert root.field is not None and root.convert_arguments is not None
+        return root.convert_arguments(get_argument_values(root.field, root.nodes[0], variables))
+
+    def _directive_key(
+        self, document: Document, operation_name: str | None, variables: VariableValues
+    ) -> tuple[Any, ...]:
+        names_key = ("directive-variables", operation_name)
+        names = document.plans.get(names_key)
+        if names is None:
+            operation = document.operation(operation_name)
+            assert operation is not None
+            names = directive_variables(operation, document.fragments.values())
+            document.plans[names_key] = names
+        return tuple(variables.coerced.get(name) for name in names)
+
+    def _compile(self, document: Document, operation: Any, variables: VariableValues) -> Plan:
+        query_type = self._schema.query_type
+        assert query_type is not None
+        definition = _definition(query_type)
+        roots = []
+        for key, nodes in collect_fields(
+            query_type.name, [operation.selection_set], document.fragments, variables
+        ).items():
+            name = nodes[0].name.value
+            if name == "__typename":
+                roots.append(RootField(key, tuple(nodes), None, None, None, None, _constant(query_type.name)))
+                continue
+            resolver = self._root_resolvers.get(name)
+            if resolver is None:
+                raise NotCompilable(name)
+            field = query_type.fields[name]
+            try:
+                convert = argument_converter(_strawberry_field(definition, name))
+            except UnsupportedArgument as error:
+                raise NotCompilable(name) from error
+            root = RootField(
+                key,
+                tuple(nodes),
+                field,
+                resolver,
+                convert,
+                None,
+                self._value(field.type, query_type.name, name, nodes, document, variables),
+            )
+            if not _uses_variables(nodes[0]):
+                root = RootField(
+                    key, root.nodes, field, resolver, convert, self.arguments(root, variables), root.serialize
+                )
+            roots.append(root)
+        return Plan(tuple(roots))
+
+    def _value(
+        self,
+        type_: GraphQLOutputType,
+        parent_name: str,
+        field_name: str,
+        nodes: list[FieldNode],
+        document: Document,
+        variables: VariableValues,
+    ) -> Serializer:
+        if isinstance(type_, GraphQLNonNull):
+            inner = self._value(type_.of_type, parent_name, field_name, nodes, document, variables)
+
+            def non_null(value: Any) -> Any:
+                if value is None:
+                    raise NonNullViolation(parent_name, field_name)
+                return inner(value)
+
+            return non_null
+        if isinstance(type_, GraphQLList):
+            item = self._value(type_.of_type, parent_name, field_name, nodes, document, variables)
+            return _nullable(lambda values: [item(value) for value in values])
+        if isinstance(type_, GraphQLScalarType | GraphQLEnumType):
+            return _nullable(type_.serialize)
+        if isinstance(type_, GraphQLObjectType):
+            return _nullable(self._object(type_, nodes, document, variables))
+        raise NotCompilable(str(type_))
+
+    def _object(
+        self, type_: GraphQLObjectType, nodes: list[FieldNode], document: Document, variables: VariableValues
+    ) -> Serializer:
+        definition = _definition(type_)
+        entries: list[tuple[str, Callable[[Any], Any], Serializer]] = []
+        selections = [node.selection_set for node in nodes if node.selection_set is not None]
+        for key, field_nodes in collect_fields(type_.name, selections, document.fragments, variables).items():
+            name = field_nodes[0].name.value
+            if name == "__typename":
+                entries.append((key, _constant(type_.name), _identity))
+                continue
+            strawberry_field = _strawberry_field(definition, name)
+            if strawberry_field.base_resolver is not None or field_nodes[0].arguments:
+                raise NotCompilable(f"{type_.name}.{name} has a resolver")
+            serialize = self._value(type_.fields[name].type, type_.name, name, field_nodes, document, variables)
+            entries.append((key, attrgetter(strawberry_field.python_name), serialize))
+
+        def serialize_object(value: Any) -> dict[str, Any]:
+            return {key: serialize(get(value)) for key, get, serialize in entries}
+
+        return serialize_object
+
+
+def _definition(type_: GraphQLObjectType) -> StrawberryObjectDefinition:
+    definition = type_.extensions.get("strawberry-definition")
+    if not isinstance(definition, StrawberryObjectDefinition):
+        raise NotCompilable(type_.name)
+    return definition
+
+
+def _strawberry_field(definition: StrawberryObjectDefinition, graphql_name: str) -> StrawberryField:
+    for field in definition.fields:
+        if field.graphql_name == graphql_name:
+            return field
+    # strawberry camel-cases python names unless a graphql_name is given
+    for field in definition.fields:
+        if camel_case(field.python_name) == graphql_name:
+            return field
+    raise NotCompilable(f"{definition.name}.{graphql_name}")
+
+
+def _constant(value: Any) -> Serializer:
+    return lambda _: value
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _nullable(serialize: Serializer) -> Serializer:
+    return lambda value: None if value is None else serialize(value)
+
+
+def _uses_variables(node: FieldNode) -> bool:
+    found = False
+
+    class Finder(Visitor):
+        def enter_variable(self, *_args: Any) -> None:
+            nonlocal found
+            found = True
+
+    for argument in node.arguments:
+        visit(argument, Finder())
+    return found

@@ -1,0 +1,26 @@
+from pathlib import Path
+
+from gateway.errors import GatewayError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_error_code_is_in_the_readme_table():
+    readme = (ROOT / "README.md").read_text()
+    for code, error in GatewayError.registry.items():
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{code}` |")), None)
+        assert row is not None, f"{code} is missing from the README's error table"
+        if error.error_code is not None:
+            assert f"| {error.error_code} |" in row
+
+
+def test_error_codes_are_unique_by_construction():
+    try:
+
+        class Duplicate(GatewayError):
+            code = "CUSTOMER_NOT_FOUND"
+
+    except TypeError as error:
+        assert "already used" in str(error)
+    else:
+        raise AssertionError("a duplicate error code was accepted")
