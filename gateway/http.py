@@ -20,6 +20,7 @@ from graphql.execution.values import VariableValues, get_variable_values
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
+from strawberry.schema._graphql_core import execution_context_class_kwargs
 from strawberry.schema.schema import Schema as StrawberrySchema
 
 from gateway.config import Settings
@@ -143,7 +144,8 @@ class GraphQLEndpoint:
             context_value=context,
             variable_values=request.variables,
             operation_name=request.operation_name,
-            execution_context_class=self.schema.execution_context_class,
+            # graphql-core renamed this argument across versions; strawberry knows its name.
+            **execution_context_class_kwargs(self.schema.execution_context_class),
         )
         if not isinstance(result, ExecutionResult):
             result = await result
