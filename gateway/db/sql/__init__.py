@@ -12,5 +12,8 @@ def _load(name: str) -> str:
 FETCH_BALANCES = _load("fetch_balances")
 FIND_API_KEY = _load("find_api_key")
 INSERT_API_KEY = _load("insert_api_key")
+LIST_API_KEYS = _load("list_api_keys")
+REVOKE_API_KEY = _load("revoke_api_key")
+TOUCH_API_KEY = _load("touch_api_key")
 SAMPLE_CUSTOMER = _load("sample_customer")
 COUNT_ORGS = "SELECT count(*) FROM orgs"
