@@ -225,8 +225,9 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     if isinstance(original, GatewayError):
         formatted["message"] = original.message
         extensions = original.extensions
-    elif original is None and error.path is None:
-        # GraphQL's own syntax, validation and variable errors: the client's to fix.
+    elif (original is None or isinstance(original, GraphQLError)) and error.path is None:
+        # GraphQL's own syntax, validation and variable errors: the client's to fix
+        # (graphql-core keeps the inner error of a variable's value as original_error).
         formatted["message"] = error.message
         extensions = {"code": _graphql_error_code(error)}
         if extensions["code"] == InvalidEntityType.code:
@@ -250,6 +251,7 @@ def _graphql_error_code(error: GraphQLError) -> str:
     # An entity type the API does not know is its own error in the reference API (1212).
     if "'EntityType' enum" in message or '"EntityType" enum' in message:
         return InvalidEntityType.code
-    if message.startswith("Variable '$"):
+    # A variable's value the client sent; "Variable '$x' is never used" and the like are validation errors.
+    if message.startswith("Variable '$") and " has invalid " in message:
         return BadUserInput.code
     return GRAPHQL_VALIDATION_FAILED

@@ -132,12 +132,17 @@ def build_lookup(
         seen.add(type_)
     if account_id is not None and len(account_id) > MAX_VALUE_LENGTH:
         raise BadUserInput(f"accountId is longer than {MAX_VALUE_LENGTH} characters")
+    # PostgreSQL text cannot hold NUL: such a value would fail the whole batched statement.
+    if account_id is not None and "\x00" in account_id:
+        raise BadUserInput("accountId contains a NUL character")
 
     allowed = FLEET_IDENTIFIER_TYPES if entity_type is EntityType.FLEET else CUSTOMER_IDENTIFIER_TYPES
     parsed: list[Identifier] = []
     for position, (type_, raw) in enumerate(identifiers, start=1):
         if len(raw) > MAX_VALUE_LENGTH:
             raise BadUserInput(f"identifier {position} ({type_.value}) is longer than {MAX_VALUE_LENGTH} characters")
+        if "\x00" in raw:
+            raise BadUserInput(f"identifier {position} ({type_.value}) contains a NUL character")
         value = normalise(type_, raw)
         if not value.strip():
             raise BadUserInput(f"identifier {position} ({type_.value}) has an empty value")

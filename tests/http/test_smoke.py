@@ -30,7 +30,9 @@ async def test_a_customer_balance_end_to_end(gateway):
                 "promisedPoints": "12.500",
                 "totalPoints": "8512.500",
                 "promisedPointsBreakup": {"delayedAccrualPoints": "0.000", "externalTriggerBasedPoints": "12.500"},
-                "programs": [{"programId": 973, "programName": "Program 973", "isDefault": True, "mainPoints": "8500.000"}],
+                "programs": [
+                    {"programId": 973, "programName": "Program 973", "isDefault": True, "mainPoints": "8500.000"}
+                ],
                 "warnings": [],
             }
         }
