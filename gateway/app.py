@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -14,7 +15,7 @@ from gateway.auth import ApiKeyAuthenticator
 from gateway.config import Settings, settings_from_json, settings_to_json
 from gateway.context import AppState
 from gateway.db.migrations import migrate
-from gateway.db.pool import Database, create_pool
+from gateway.db.pool import SERVER_SETTINGS, Database, create_pool
 from gateway.graphiql import graphiql_assets
 from gateway.http import GraphQLEndpoint
 from gateway.schema import ROOT_RESOLVERS, schema
@@ -28,10 +29,14 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Starl
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
+        # Migrations run on their own connection: they may take longer than any lookup may.
+        connection = await asyncpg.connect(database_url, server_settings=SERVER_SETTINGS)
+        try:
+            await migrate(connection)
+        finally:
+            await connection.close()
         pool = await create_pool(database_url, settings)
         try:
-            async with pool.acquire() as connection:
-                await migrate(connection)
             database = Database(pool, settings.acquire_timeout)
             # Lifespan state is copied into every request's `request.state`.
             yield {"gateway": AppState(database, ApiKeyAuthenticator(database, settings.api_key_cache_ttl))}

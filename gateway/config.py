@@ -25,6 +25,9 @@ class Settings:
     pool_max_size: int = 4
     # Seconds a request waits for a database connection before SERVICE_UNAVAILABLE.
     acquire_timeout: float = 2.0
+    # Seconds one statement may run (PostgreSQL's statement_timeout); the client
+    # gives up a little later too, for a server that stops answering altogether.
+    statement_timeout: float = 2.0
     # Seconds a validated API key is trusted before it is looked up again
     # (also how long a revoked key may keep working).
     api_key_cache_ttl: float = 5.0
@@ -47,6 +50,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "LOYALTY_GATEWAY_POOL_MIN_SIZE": "pool_min_size",
     "LOYALTY_GATEWAY_POOL_MAX_SIZE": "pool_max_size",
     "LOYALTY_GATEWAY_ACQUIRE_TIMEOUT": "acquire_timeout",
+    "LOYALTY_GATEWAY_STATEMENT_TIMEOUT": "statement_timeout",
     "LOYALTY_GATEWAY_API_KEY_CACHE_TTL": "api_key_cache_ttl",
     "LOYALTY_GATEWAY_LOG_LEVEL": "log_level",
 }

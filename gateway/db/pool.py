@@ -29,12 +29,18 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# How much longer than statement_timeout the client waits for an answer.
+_CLIENT_GRACE = 0.5
+
+
 async def create_pool(database_url: str, settings: Settings) -> asyncpg.Pool:
+    """The pool requests use: every statement bounded in time, on the server and in the client."""
     pool = await asyncpg.create_pool(
         database_url,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
-        server_settings=SERVER_SETTINGS,
+        command_timeout=settings.statement_timeout + _CLIENT_GRACE,
+        server_settings={**SERVER_SETTINGS, "statement_timeout": str(int(settings.statement_timeout * 1000))},
     )
     assert pool is not None
     return pool
@@ -55,3 +61,5 @@ class Database:
                 yield acquired
         except CONNECTION_ERRORS as error:
             raise ServiceUnavailable("the database cannot be reached; try again shortly") from error
+        except asyncpg.QueryCanceledError as error:  # statement_timeout
+            raise ServiceUnavailable("the database did not answer in time; try again shortly") from error
