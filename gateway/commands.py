@@ -63,8 +63,8 @@ async def import_file(settings: Settings, path: Path, *, progress: bool) -> int:
 
 
 async def demo_data(settings: Settings, *, customers: int, seed: int, progress: bool) -> int:
-    from gateway.db.bulk import load_demo_data
     from gateway.db.migrations import migrate as apply_migrations
+    from gateway.importer.demo import load_demo_data
 
     connection = await _connect(settings)
     try:
@@ -72,7 +72,15 @@ async def demo_data(settings: Settings, *, customers: int, seed: int, progress: 
         summary = await load_demo_data(connection, customers=customers, seed=seed, progress=progress)
     finally:
         await connection.close()
-    print(f"loaded demo data: {summary}")
+    print(
+        f"loaded {summary.customers:,} customers, {summary.identifiers:,} identifiers, {summary.fleets:,} fleets "
+        f"and {summary.balances:,} balances in {summary.seconds:.1f} s"
+    )
+    for org in summary.orgs:
+        dual = (
+            f"dual eligibility on {org.primary_identifier.value}" if org.primary_identifier else "dual eligibility off"
+        )
+        print(f"  org {org.org_id} {org.name}: {org.customers:,} customers, {org.fleets:,} fleets, {dual}")
     return 0
 
 

@@ -9,11 +9,11 @@ import asyncpg
 
 from gateway.config import Settings
 from gateway.db.api_keys import insert_api_key
-from gateway.db.bulk import load_demo_data
 from gateway.db.examples import SampleCustomer, count_orgs, sample_customer
 from gateway.db.migrations import migrate
 from gateway.db.pool import SERVER_SETTINGS
 from gateway.domain.api_keys import generate_key
+from gateway.importer.demo import load_demo_data
 
 
 @dataclass(frozen=True, slots=True)

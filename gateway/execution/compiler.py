@@ -71,7 +71,8 @@ class Plan:
 
     async def execute(self, context: Any, variables: VariableValues) -> tuple[dict[str, Any], list[GraphQLError]]:
         calls = [self._resolve(root, context, variables) for root in self.fields]
-        outcomes = await asyncio.gather(*calls) if len(calls) > 1 else [await calls[0]]
+        # gather() of nothing is []: every root field may be skipped (data is then {}).
+        outcomes = await asyncio.gather(*calls) if len(calls) != 1 else [await calls[0]]
         data: dict[str, Any] = {}
         errors: list[GraphQLError] = []
         for root, (value, error) in zip(self.fields, outcomes, strict=True):
@@ -114,6 +115,10 @@ class Compiler:
         try:
             plan: Plan | None = self._compile(document, operation, variables)
         except NotCompilable:
+            plan = None
+        except GraphQLError:
+            # A directive argument graphql-core rejects at run time (a null $var in @include(if:));
+            # where and whether it is reported depends on the data, so graphql-core answers.
             plan = None
         document.plans[cache_key] = plan
         return plan
