@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 
 import asyncpg
@@ -42,7 +43,7 @@ class Demo:
                 "",
                 f"    curl -s {url} -H 'Authorization: Bearer {self.api_key}' \\",
                 "      -H 'Content-Type: application/json' \\",
-                f"      -d {json.dumps(json.dumps({'query': self.example_query}))}",
+                f"      -d {shlex.quote(json.dumps({'query': ' '.join(self.example_query.split())}))}",
                 "",
             ]
         )

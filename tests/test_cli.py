@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -188,3 +191,50 @@ def test_import_while_serving_shares_one_embedded_server(data_dir: Path, tmp_pat
     assert server.returncode == 0
     # The last user of the embedded server stopped it.
     assert not postmaster_running(data_dir)
+
+
+def test_serve_demo_prints_a_key_and_an_example_query_that_answers(data_dir: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    server = subprocess.Popen(
+        [*COMMAND, "serve", "--demo", "--demo-customers", "300", "--port", str(port), "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert server.stdout is not None
+        banner: list[str] = []
+        deadline = time.monotonic() + 90
+        while not any(line.strip().startswith("-d ") for line in banner):
+            line = server.stdout.readline()
+            assert line, "serve --demo exited before printing its banner"
+            banner.append(line)
+            assert time.monotonic() < deadline
+        text = "".join(banner)
+        key = re.search(r"\b(lgw_[0-9a-f]{12}_[A-Za-z0-9_-]{43})\b", text)
+        assert key, text
+        body = shlex.split(next(line for line in banner if line.strip().startswith("-d ")).strip())[1]
+        url = f"http://127.0.0.1:{port}/graphql"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = httpx.post(
+                    url, content=body, headers={"authorization": f"Bearer {key[1]}", "content-type": "application/json"}
+                )
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        result = answer.json()
+        assert "errors" not in result, result
+        balance = result["data"]["pointsBalance"]
+        assert balance["entityType"] == "CUSTOMER" and balance["programs"]
+        assert Decimal(balance["totalPoints"]) > 0
+        # The page a browser gets is GraphiQL, pre-filled with the key.
+        page = httpx.get(url, headers={"accept": "text/html"})
+        assert page.status_code == 200 and key[1] in page.text
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
