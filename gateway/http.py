@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from graphql import ExecutionResult, GraphQLError, OperationType
 from graphql import execute as graphql_execute
-from graphql.execution.values import VariableValues, get_variable_values
+from graphql.execution.values import VariableValues
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -117,9 +117,7 @@ class GraphQLEndpoint:
                 "errors": [{"message": "only queries may be sent with GET", "extensions": {"code": BadRequest.code}}]
             }
 
-        variables = get_variable_values(
-            self.schema._schema, operation.variable_definitions or (), request.variables or {}
-        )
+        variables = self.compiler.coerce_variables(document, operation, request.variables or {})
         if not isinstance(variables, VariableValues):
             return 400, {"errors": [format_error(error, request_id) for error in variables]}
 

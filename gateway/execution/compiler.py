@@ -27,10 +27,11 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLScalarType,
+    OperationDefinitionNode,
     OperationType,
     located_error,
 )
-from graphql.execution.values import VariableValues, get_argument_values
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.language import Visitor, visit
 from strawberry.schema.schema import Schema as StrawberrySchema
 from strawberry.types.base import StrawberryObjectDefinition
@@ -39,6 +40,9 @@ from strawberry.types.field import StrawberryField
 from gateway.execution.arguments import UnsupportedArgument, argument_converter, camel_case
 from gateway.execution.collect import collect_fields, directive_variables
 from gateway.execution.documents import Document
+from gateway.execution.variables import NotSupported, variables_coercer
+
+_UNSET = object()
 
 # A compiled root resolver: (context, **python keyword arguments) -> result object.
 RootResolver = Callable[..., Awaitable[Any]]
@@ -103,6 +107,26 @@ class Compiler:
         self._schema = schema._schema
         self._root_resolvers = root_resolvers
         self._object_serializers: dict[tuple[str, tuple[int, ...]], Serializer] = {}
+
+    def coerce_variables(
+        self, document: Document, operation: OperationDefinitionNode, raw: dict[str, Any]
+    ) -> VariableValues | list[GraphQLError]:
+        """The request's variables, coerced: by the operation's compiled coercer when it has one and
+        the values are valid, else by graphql-core (which also explains what is wrong)."""
+        key = ("variables", operation.name.value if operation.name else None)
+        coerce = document.plans.get(key, _UNSET)
+        if coerce is _UNSET:
+            try:
+                coerce = variables_coercer(self._schema, operation.variable_definitions or ())
+            except NotSupported:
+                coerce = None
+            document.plans[key] = coerce
+        if coerce is not None:
+            coerced = coerce(raw)
+            if coerced is not None:
+                # graphql-core reads only `coerced` outside fragment variables.
+                return VariableValues({}, coerced)
+        return get_variable_values(self._schema, operation.variable_definitions or (), raw)
 
     def plan(self, document: Document, operation_name: str | None, variables: VariableValues) -> Plan | None:
         """The plan for this operation and these directive variables, or None: use graphql-core."""
