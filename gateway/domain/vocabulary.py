@@ -46,9 +46,7 @@ REGISTERED_IDENTIFIER_TYPES = frozenset(
     }
 )
 CUSTOMER_IDENTIFIER_TYPES = REGISTERED_IDENTIFIER_TYPES | {IdentifierType.ID}
-FLEET_IDENTIFIER_TYPES = frozenset(
-    {IdentifierType.ID, IdentifierType.EXTERNAL_ID, IdentifierType.PRIMARY_USER_ID}
-)
+FLEET_IDENTIFIER_TYPES = frozenset({IdentifierType.ID, IdentifierType.EXTERNAL_ID, IdentifierType.PRIMARY_USER_ID})
 # Identifier types whose value is an entity id rather than a registered string.
 ENTITY_ID_TYPES = frozenset({IdentifierType.ID, IdentifierType.PRIMARY_USER_ID})
 

@@ -25,7 +25,7 @@ def parse_points(value: Any) -> decimal.Decimal:
 
 POINTS_SCALAR: ScalarDefinition = strawberry.scalar(
     name="Decimal",
-    description="An exact decimal number, serialised as a string with three decimals, e.g. \"8500.000\".",
+    description='An exact decimal number, serialised as a string with three decimals, e.g. "8500.000".',
     serialize=serialize_points,
     parse_value=parse_points,
 )

@@ -52,9 +52,7 @@ class PointsBalance:
     total_points: Points
     promised_points_breakup: PromisedPointsBreakup
     programs: list[ProgramBalance] = strawberry.field(description="One entry per program in the answer.")
-    warnings: list[str] = strawberry.field(
-        description="Things the lookup ignored or could not match, without failing."
-    )
+    warnings: list[str] = strawberry.field(description="Things the lookup ignored or could not match, without failing.")
 
     @classmethod
     def from_domain(cls, balance: Balance) -> PointsBalance:
