@@ -10,7 +10,6 @@ from strawberry.dataloader import DataLoader
 
 from gateway.auth import ApiKeyAuthenticator
 from gateway.config import Settings
-from gateway.db.balances import fetch_balances
 from gateway.db.pool import Database
 from gateway.domain.lookup import Lookup, Matches
 
@@ -29,14 +28,20 @@ class Context:
     database: Database
     org_id: int
     request_id: str
-    # Aliased pointsBalance fields of one request share one SQL statement.
-    balance_loader: DataLoader[Lookup, Matches] = field(init=False)
+    _balance_loader: DataLoader[Lookup, Matches] | None = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        async def load(lookups: Sequence[Lookup]) -> list[Matches]:
-            return await fetch_balances(self.database, self.org_id, lookups)
+    @property
+    def balance_loader(self) -> DataLoader[Lookup, Matches]:
+        """Aliased pointsBalance fields of one request share one SQL statement (graphql-core path;
+        compiled plans batch by themselves). Made on first use: most requests never need it."""
+        if self._balance_loader is None:
+            from gateway.resolvers import balance
 
-        self.balance_loader = DataLoader(load_fn=load)
+            async def load(lookups: Sequence[Lookup]) -> list[Matches]:
+                return await balance.load(self, lookups)
+
+            self._balance_loader = DataLoader(load_fn=load)
+        return self._balance_loader
 
 
 Info = strawberry.Info[Context, None]

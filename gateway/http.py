@@ -35,7 +35,7 @@ from gateway.errors import (
     InvalidEntityType,
     ServiceUnavailable,
 )
-from gateway.execution.compiler import Compiler, RootResolver
+from gateway.execution.compiler import BatchRoot, Compiler
 from gateway.execution.documents import DocumentCache
 from gateway.graphiql import graphiql_page
 
@@ -59,7 +59,7 @@ class GraphQLEndpoint:
         self,
         *,
         schema: StrawberrySchema,
-        root_resolvers: Mapping[str, RootResolver],
+        root_resolvers: Mapping[str, BatchRoot],
         settings: Settings,
         example_query: str | None = None,
     ) -> None:

@@ -1,9 +1,9 @@
 """Compiled execution of repeated operations, in the spirit of graphql-jit.
 
 Once a document is validated, an operation whose root fields all have a
-compiled resolver and whose selections are plain attributes is turned into a
-plan: per root field, how to build the resolver's arguments and a serializer
-that turns the resolver's result straight into JSON-ready values. Anything
+BatchRoot and whose selections are plain attributes is turned into a plan: per
+root field, how to build its arguments and a serializer that turns its result
+straight into JSON-ready values; all lookups of a request share one load. Anything
 else (introspection, resolvers on nested fields, abstract types) returns no
 plan and is executed by graphql-core. Differential tests hold the two paths
 to identical output.
@@ -11,8 +11,7 @@ to identical output.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
@@ -44,9 +43,17 @@ from gateway.execution.variables import NotSupported, variables_coercer
 
 _UNSET = object()
 
-# A compiled root resolver: (context, **python keyword arguments) -> result object.
-RootResolver = Callable[..., Awaitable[Any]]
 Serializer = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRoot:
+    """How a plan runs one kind of root field: every field of that kind in a
+    request is prepared, then loaded in ONE call, then finished."""
+
+    prepare: Callable[..., Any]  # (**the field's Python arguments) -> item; no I/O; may raise
+    load: Callable[[Any, Sequence[Any]], Awaitable[Sequence[Any]]]  # (context, items) -> one result per item
+    finish: Callable[[Any, Any], Any]  # (item, result) -> the field's value; may raise
 
 
 class NotCompilable(Exception):
@@ -63,7 +70,7 @@ class RootField:
     key: str
     nodes: tuple[FieldNode, ...]
     field: GraphQLField | None  # None for __typename
-    resolver: RootResolver | None
+    root: BatchRoot | None
     convert_arguments: Callable[[dict[str, Any]], dict[str, Any]] | None
     constant_arguments: dict[str, Any] | None  # when the arguments use no variables
     serialize: Serializer
@@ -74,35 +81,42 @@ class Plan:
     fields: tuple[RootField, ...]
 
     async def execute(self, context: Any, variables: VariableValues) -> tuple[dict[str, Any], list[GraphQLError]]:
-        calls = [self._resolve(root, context, variables) for root in self.fields]
-        # gather() of nothing is []: every root field may be skipped (data is then {}).
-        outcomes = await asyncio.gather(*calls) if len(calls) != 1 else [await calls[0]]
         data: dict[str, Any] = {}
         errors: list[GraphQLError] = []
-        for root, (value, error) in zip(self.fields, outcomes, strict=True):
-            data[root.key] = value
-            if error is not None:
-                errors.append(error)
+        # 1. Prepare every field (no I/O); 2. load each kind in one call; 3. finish and serialize.
+        pending: dict[BatchRoot, list[tuple[RootField, Any]]] = {}
+        for field in self.fields:
+            if field.root is None:
+                data[field.key] = field.serialize(None)
+                continue
+            data[field.key] = None  # keeps the response in field order
+            try:
+                arguments = field.constant_arguments
+                if arguments is None:
+                    arguments = Compiler.arguments(field, variables)
+                pending.setdefault(field.root, []).append((field, field.root.prepare(**arguments)))
+            except Exception as error:  # reported like graphql-core does: a located error, the field null
+                errors.append(_located(error, field))
+        for root, prepared in pending.items():
+            try:
+                results: Sequence[Any] = await root.load(context, [item for _, item in prepared])
+            except Exception as error:
+                errors.extend(_located(error, field) for field, _ in prepared)
+                continue
+            for (field, item), result in zip(prepared, results, strict=True):
+                try:
+                    data[field.key] = field.serialize(root.finish(item, result))
+                except Exception as error:
+                    errors.append(_located(error, field))
         return data, errors
 
-    async def _resolve(
-        self, root: RootField, context: Any, variables: VariableValues
-    ) -> tuple[Any, GraphQLError | None]:
-        if root.resolver is None:
-            return root.serialize(None), None
-        path = [root.key]
-        try:
-            arguments = root.constant_arguments
-            if arguments is None:
-                arguments = Compiler.arguments(root, variables)
-            result = await root.resolver(context, **arguments)
-            return root.serialize(result), None
-        except Exception as error:  # reported like graphql-core does: a located error, the field null
-            return None, located_error(error, list(root.nodes), path)
+
+def _located(error: Exception, field: RootField) -> GraphQLError:
+    return located_error(error, list(field.nodes), [field.key])
 
 
 class Compiler:
-    def __init__(self, schema: StrawberrySchema, root_resolvers: Mapping[str, RootResolver]) -> None:
+    def __init__(self, schema: StrawberrySchema, root_resolvers: Mapping[str, BatchRoot]) -> None:
         self._strawberry = schema
         self._schema = schema._schema
         self._root_resolvers = root_resolvers

@@ -1,16 +1,17 @@
-"""pointsBalance: validate the arguments, look up (batched per request), decide."""
+"""pointsBalance in three steps, so a request's lookups share one SQL statement:
+validate the arguments (no I/O), look up a batch, decide each answer (no I/O)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from gateway.context import Context
-from gateway.domain.lookup import Balance, build_lookup, decide
+from gateway.db.balances import fetch_balances
+from gateway.domain.lookup import Balance, Lookup, Matches, build_lookup, decide
 from gateway.domain.vocabulary import EntityType, IdentifierType, Source
 
 
-async def points_balance(
-    context: Context,
+def prepare(
     *,
     identifiers: Sequence[tuple[IdentifierType, str]],
     source: Source,
@@ -18,8 +19,9 @@ async def points_balance(
     program_id: int | None,
     entity_type: EntityType,
     fetch_data_for_all_programs: bool,
-) -> Balance:
-    lookup = build_lookup(
+) -> Lookup:
+    """The validated lookup; raises BadUserInput or InvalidGroupIdentifier before any I/O."""
+    return build_lookup(
         identifiers=identifiers,
         source=source,
         account_id=account_id,
@@ -27,5 +29,13 @@ async def points_balance(
         entity_type=entity_type,
         fetch_data_for_all_programs=fetch_data_for_all_programs,
     )
-    matches = await context.balance_loader.load(lookup)
+
+
+async def load(context: Context, lookups: Sequence[Lookup]) -> list[Matches]:
+    """What the database matches for each lookup: one round trip for the whole batch."""
+    return await fetch_balances(context.database, context.org_id, lookups)
+
+
+def answer(lookup: Lookup, matches: Matches) -> Balance:
+    """The balance, or the coded error the rules give."""
     return decide(lookup, matches)
