@@ -1,0 +1,153 @@
+"""The importer's SQL: staging tables filled with COPY, set-based checks, apply.
+
+The whole import runs in the caller's transaction. Rows are staged in
+temporary tables that keep each row's file line, so that every check below is
+one statement over the whole file and can still name the line at fault.
+Nothing here knows JSON: rows arrive as tuples in the staging tables' column
+order (see StagingTable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from importlib.resources import files
+from typing import Any
+
+import asyncpg
+
+
+def _load(name: str) -> str:
+    return files("gateway.db.sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+
+
+IMPORT_BEGIN = _load("import_begin")
+IMPORT_ANALYZE_STAGING = _load("import_analyze_staging")
+IMPORT_FIND_DUPLICATE_KEYS = _load("import_find_duplicate_keys")
+IMPORT_FIND_UNKNOWN_REFERENCES = _load("import_find_unknown_references")
+IMPORT_FIND_DEFAULT_PROGRAM_PROBLEMS = _load("import_find_default_program_problems")
+IMPORT_FIND_FLEET_CONFLICTS = _load("import_find_fleet_conflicts")
+IMPORT_FIND_CHANGED_ORG_SETTINGS = _load("import_find_changed_org_settings")
+IMPORT_APPLY_ORGS = _load("import_apply_orgs")
+IMPORT_CLEAR_DEFAULTS = _load("import_clear_defaults")
+IMPORT_APPLY_PROGRAMS = _load("import_apply_programs")
+IMPORT_APPLY_CUSTOMERS = _load("import_apply_customers")
+IMPORT_DELETE_IDENTIFIERS = _load("import_delete_identifiers")
+IMPORT_INSERT_IDENTIFIERS = _load("import_insert_identifiers")
+IMPORT_DELETE_CHANGED_FLEETS = _load("import_delete_changed_fleets")
+IMPORT_INSERT_FLEETS = _load("import_insert_fleets")
+IMPORT_UPDATE_BALANCES = _load("import_update_balances")
+IMPORT_INSERT_BALANCES = _load("import_insert_balances")
+IMPORT_FIND_IDENTIFIER_CONFLICTS = _load("import_find_identifier_conflicts")
+IMPORT_FIND_SHARED_IDENTIFIERS = _load("import_find_shared_identifiers")
+
+
+class StagingTable(Enum):
+    """A staging table and its columns, in the order of the tuples staged into it."""
+
+    ORGS = ("import_orgs", ("line", "org_id", "name", "dual_eligibility", "primary_identifier"))
+    PROGRAMS = ("import_programs", ("line", "org_id", "program_id", "name", "is_default"))
+    CUSTOMERS = ("import_customers", ("line", "org_id", "customer_id"))
+    IDENTIFIERS = (
+        "import_identifiers",
+        ("line", "org_id", "customer_id", "source", "account_id", "type", "value"),
+    )
+    FLEETS = ("import_fleets", ("line", "org_id", "fleet_id", "external_id", "primary_user_id"))
+    BALANCES = (
+        "import_balances",
+        (
+            "line",
+            "org_id",
+            "entity_type",
+            "entity_id",
+            "program_id",
+            "main_points",
+            "delayed_accrual_points",
+            "external_trigger_points",
+        ),
+    )
+
+    @property
+    def table_name(self) -> str:
+        return str(self.value[0])
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.value[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why the staged file cannot be applied; line is None when no line can be named."""
+
+    line: int | None
+    reason: str
+
+
+async def begin_import(connection: asyncpg.Connection) -> None:
+    """Take the import lock and create the staging tables; call inside a transaction."""
+    if not connection.is_in_transaction():
+        raise RuntimeError("an import must run inside a transaction")
+    await connection.execute(IMPORT_BEGIN)
+
+
+async def stage(connection: asyncpg.Connection, table: StagingTable, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Copy one batch of rows into a staging table."""
+    await connection.copy_records_to_table(table.table_name, records=rows, columns=table.columns)
+
+
+async def check_staged(connection: asyncpg.Connection) -> Problem | None:
+    """The first problem the staged file has before anything is applied, or None."""
+    await connection.execute(IMPORT_ANALYZE_STAGING)
+    # In this order: a duplicate record would make the later checks name the
+    # wrong line, and a missing reference would make the rules below moot.
+    for statement in (
+        IMPORT_FIND_DUPLICATE_KEYS,
+        IMPORT_FIND_UNKNOWN_REFERENCES,
+        IMPORT_FIND_DEFAULT_PROGRAM_PROBLEMS,
+        IMPORT_FIND_FLEET_CONFLICTS,
+    ):
+        row = await connection.fetchrow(statement)
+        if row is not None:
+            return Problem(row["line"], row["reason"])
+    return None
+
+
+async def apply_staged(connection: asyncpg.Connection) -> Problem | None:
+    """Apply the staged file, then return the first identifier-uniqueness problem, or None.
+
+    On a problem the caller must roll the transaction back: the rules are
+    checked against the state after applying, which is simplest to get by
+    applying.
+    """
+    changed = await connection.fetch(IMPORT_FIND_CHANGED_ORG_SETTINGS)
+    try:
+        # Parents before children: the foreign keys are checked row by row.
+        await connection.execute(IMPORT_APPLY_ORGS)
+        await connection.execute(IMPORT_CLEAR_DEFAULTS)
+        await connection.execute(IMPORT_APPLY_PROGRAMS)
+        await connection.execute(IMPORT_APPLY_CUSTOMERS)
+        await connection.execute(IMPORT_DELETE_IDENTIFIERS)
+        await connection.execute(IMPORT_INSERT_IDENTIFIERS)
+        await connection.execute(IMPORT_DELETE_CHANGED_FLEETS)
+        await connection.execute(IMPORT_INSERT_FLEETS)
+        await connection.execute(IMPORT_UPDATE_BALANCES)
+        await connection.execute(IMPORT_INSERT_BALANCES)
+    except asyncpg.IntegrityConstraintViolationError as error:
+        # The checks above are meant to make this impossible; should a rule of
+        # the schema still be broken, say which one rather than fail blindly.
+        constraint = getattr(error, "constraint_name", None) or type(error).__name__
+        return Problem(None, f"the file breaks the database rule {constraint}")
+
+    problems = [await connection.fetchrow(IMPORT_FIND_IDENTIFIER_CONFLICTS)]
+    if changed:
+        problems.append(
+            await connection.fetchrow(
+                IMPORT_FIND_SHARED_IDENTIFIERS,
+                [record["org_id"] for record in changed],
+                [record["line"] for record in changed],
+            )
+        )
+    found = [Problem(row["line"], row["reason"]) for row in problems if row is not None]
+    return min(found, key=lambda problem: problem.line or 0, default=None)
