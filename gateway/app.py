@@ -6,18 +6,22 @@ import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
-import asyncpg
 from starlette.applications import Starlette
 from starlette.routing import Route
 
 from gateway.auth import ApiKeyAuthenticator
 from gateway.config import Settings, settings_from_json, settings_to_json
 from gateway.context import AppState
-from gateway.db.migrations import migrate
-from gateway.db.pool import SERVER_SETTINGS, Database, create_pool
+from gateway.cors import cors_middleware
+from gateway.db.pool import Database, create_pool
 from gateway.graphiql import graphiql_assets
+from gateway.health import healthz, kept_ready, readyz, sample_pool
 from gateway.http import GraphQLEndpoint
+from gateway.observability.logs import configure_logging, log_format
+from gateway.observability.metrics import MetricsOption, metrics_endpoint
+from gateway.observability.requests import ObservedEndpoint, RequestObserver, query_observer
 from gateway.schema import ROOT_RESOLVERS, schema
 
 
@@ -27,30 +31,42 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Starl
     if database_url is None:
         raise ValueError("create_app needs settings.database_url")
 
+    metrics = MetricsOption.parse(settings.metrics)
+    observer = RequestObserver(metrics_enabled=metrics.enabled)
+    # Gauges sampled rather than counted per request: refreshed at each scrape and every second.
+    samplers = [observer.sample]
+
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
-        # Migrations run on their own connection: they may take longer than any lookup may.
-        connection = await asyncpg.connect(database_url, server_settings=SERVER_SETTINGS)
-        try:
-            await migrate(connection)
-        finally:
-            await connection.close()
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
+        # The pool opens connections on demand: the gateway starts even while the database is down.
         pool = await create_pool(database_url, settings)
+        database = Database(
+            pool, settings.acquire_timeout, ready=False, on_query=query_observer(metrics_enabled=metrics.enabled)
+        )
+        samplers.append(pool_sampler := partial(sample_pool, database))
         try:
-            database = Database(pool, settings.acquire_timeout)
-            # Lifespan state is copied into every request's `request.state`.
-            yield {"gateway": AppState(database, ApiKeyAuthenticator(database, settings.api_key_cache_ttl))}
+            # Migrations run on their own connection (now, or in the background until the database is there).
+            async with kept_ready(database_url, database, settings, [observer.sample]) as readiness:
+                # Lifespan state is copied into every request's `request.state`.
+                authenticator = ApiKeyAuthenticator(database, settings.api_key_cache_ttl)
+                yield {"gateway": AppState(database, authenticator), "readiness": readiness}
         finally:
-            await pool.close()
+            samplers.remove(pool_sampler)
+            await database.close(grace=settings.shutdown_grace)
 
     endpoint = GraphQLEndpoint(
         schema=schema, root_resolvers=ROOT_RESOLVERS, settings=settings, example_query=example_query
     )
     routes = [
-        Route("/graphql", endpoint),
-        graphiql_assets(),
+        Route("/graphql", ObservedEndpoint(endpoint, observer)),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    if metrics.on_main_port:
+        routes.append(Route("/metrics", metrics_endpoint(samplers)))
+    if endpoint.graphiql:
+        routes.append(graphiql_assets())
+    return Starlette(routes=routes, lifespan=lifespan, middleware=cors_middleware(settings))
 
 
 # Worker processes (serve --workers N) rebuild the app from this variable.
@@ -63,4 +79,7 @@ def settings_to_environment(settings: Settings, example_query: str | None) -> st
 
 def create_app_from_environment() -> Starlette:
     handed_over = json.loads(os.environ[SETTINGS_VARIABLE])
-    return create_app(settings_from_json(handed_over["settings"]), example_query=handed_over["example_query"])
+    settings = settings_from_json(handed_over["settings"])
+    # A worker is a fresh process: it sets up its own logging, as `serve` did.
+    configure_logging(settings.log_level, log_format(settings))
+    return create_app(settings, example_query=handed_over["example_query"])

@@ -7,6 +7,7 @@ lifetime bounds how long a revoked key keeps working, in every worker.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from dataclasses import dataclass
@@ -48,7 +49,8 @@ class ApiKeyAuthenticator:
             raise Unauthenticated("the API key is not valid")
         if fresh:
             # last_used_at is kept to within one cache lifetime, off the request's path.
-            task = asyncio.create_task(self._touch(prefix))
+            # In a context of its own: its database time is not the request's (see the request log).
+            task = asyncio.create_task(self._touch(prefix), context=contextvars.Context())
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         return stored.org_id

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,22 +42,35 @@ async def migrate(settings: Settings) -> int:
     return 0
 
 
-async def import_file(settings: Settings, path: Path, *, progress: bool) -> int:
+async def import_file(settings: Settings, path: Path, *, progress: bool, metrics_file: Path | None = None) -> int:
+    import time
+
     from gateway.db.migrations import migrate as apply_migrations
     from gateway.importer.jsonl import ImportFailed
     from gateway.importer.jsonl import import_file as run_import
+    from gateway.observability.metrics import count_import, write_import_metrics
 
-    connection = await _connect(settings)
+    started = time.monotonic()
+    summary = None
     try:
-        await apply_migrations(connection)
-        summary = await run_import(connection, path, progress=progress)
-    except ImportFailed as failure:
-        print(f"error: {path}: {failure}", file=sys.stderr)
-        print("nothing was imported", file=sys.stderr)
-        return 1
+        connection = await _connect(settings)
+        try:
+            await apply_migrations(connection)
+            summary = await run_import(connection, path, progress=progress)
+        except ImportFailed as failure:
+            print(f"error: {path}: {failure}", file=sys.stderr)
+            print("nothing was imported", file=sys.stderr)
+            return 1
+        finally:
+            await connection.close()
     finally:
-        await connection.close()
-    print(f"imported {path}: {summary}")
+        count_import(summary, time.monotonic() - started)
+        if metrics_file is not None:
+            write_import_metrics(str(metrics_file))
+    print(
+        f"imported {path}: {summary.orgs:,} orgs, {summary.programs:,} programs, {summary.customers:,} customers "
+        f"({summary.identifiers:,} identifiers), {summary.fleets:,} fleets, {summary.balances:,} balances"
+    )
     return 0
 
 
@@ -152,6 +164,33 @@ async def revoke_api_key(settings: Settings, prefix_or_key: str) -> int:
     return 0
 
 
+def mint_token(settings: Settings, *, org_id: int, customer_id: int, ttl_seconds: int) -> int:
+    from gateway.tokens import MIN_SECRET_BYTES, mint
+
+    if not settings.jwt_secret_file:
+        print("error: give the secret with --jwt-secret-file (or LOYALTY_GATEWAY_JWT_SECRET_FILE)", file=sys.stderr)
+        return 2
+    try:
+        secret = Path(settings.jwt_secret_file).read_bytes().strip()
+    except OSError as error:
+        print(f"error: cannot read {settings.jwt_secret_file}: {error.strerror}", file=sys.stderr)
+        return 1
+    if len(secret) < MIN_SECRET_BYTES:
+        print(f"error: the secret must be at least {MIN_SECRET_BYTES} bytes long", file=sys.stderr)
+        return 1
+    print(
+        mint(
+            secret,
+            org_id=org_id,
+            customer_id=customer_id,
+            ttl_seconds=ttl_seconds,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+        )
+    )
+    return 0
+
+
 def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
 
@@ -163,8 +202,22 @@ def serve(settings: Settings) -> int:
 
     from gateway.app import create_app
     from gateway.demo import prepare_demo
+    from gateway.limits import configuration_problems
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    problems = configuration_problems(settings)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    from gateway.observability.logs import configure_logging, log_format
+    from gateway.observability.metrics import MetricsOption, multiprocess_directory, start_metrics_server
+
+    try:
+        metrics = MetricsOption.parse(settings.metrics)
+        configure_logging(settings.log_level, log_format(settings))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     settings = settings.with_overrides(database_url=database_url(settings))
     example_query = None
     if settings.demo:
@@ -172,21 +225,39 @@ def serve(settings: Settings) -> int:
         settings = settings.with_overrides(demo_api_key=demo.api_key)
         example_query = demo.example_query
         print(demo.banner(settings), flush=True)
-    if settings.workers > 1:
-        import os
+    _exit_zero_after_graceful_stop()
+    # Several workers count into files of a directory of this run; a scrape of any of them adds them up.
+    with multiprocess_directory(settings.workers):
+        # Metrics on a port of their own are served by this process (the workers' parent, with several).
+        metrics_server = start_metrics_server(metrics, settings.host)
+        try:
+            if settings.workers > 1:
+                import os
 
-        from gateway.app import SETTINGS_VARIABLE, settings_to_environment
+                from gateway.app import SETTINGS_VARIABLE, settings_to_environment
 
-        os.environ[SETTINGS_VARIABLE] = settings_to_environment(settings, example_query)
-        uvicorn.run(
-            "gateway.app:create_app_from_environment",
-            factory=True,
-            workers=settings.workers,
-            **uvicorn_options(settings),
-        )
-        return 0
-    uvicorn.run(create_app(settings, example_query=example_query), **uvicorn_options(settings))
+                os.environ[SETTINGS_VARIABLE] = settings_to_environment(settings, example_query)
+                uvicorn.run(
+                    "gateway.app:create_app_from_environment",
+                    factory=True,
+                    workers=settings.workers,
+                    **uvicorn_options(settings),
+                )
+            else:
+                uvicorn.run(create_app(settings, example_query=example_query), **uvicorn_options(settings))
+        finally:
+            if metrics_server is not None:
+                metrics_server[0].shutdown()  # type: ignore[index]
     return 0
+
+
+def _exit_zero_after_graceful_stop() -> None:
+    """After a graceful shutdown uvicorn raises the SIGTERM/SIGINT it caught again, for the handler it
+    found in place. With this one the process then simply returns from `serve`: exit status 0."""
+    import signal
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, frame: None)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -199,4 +270,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": "httptools",
         # The gateway logs its own line per request.
         "access_log": False,
+        # uvicorn's loggers go through the gateway's handler (JSON or text).
+        "log_config": None,
+        # SIGTERM: stop accepting, give in-flight requests this long, then close the pool and exit.
+        "timeout_graceful_shutdown": settings.shutdown_grace,
     }

@@ -32,8 +32,51 @@ class Settings:
     # (also how long a revoked key may keep working).
     api_key_cache_ttl: float = 5.0
     log_level: str = "info"
+    # --- operations (docs/operations.md) ---
+    # "json" or "text"; None: text with --demo, else json.
+    log_format: str | None = None
+    # Where /metrics is served: "on" (the gateway's port), "off", or "PORT" / "HOST:PORT" of its own.
+    metrics: str = "on"
+    # Seconds in-flight requests get to finish after SIGTERM before they are cancelled.
+    shutdown_grace: float = 10.0
+    # --- exposure to the internet (README, "Safe to expose") ---
+    # "production" or "development"; None: development with --demo, else production.
+    env: str | None = None
+    # In production these are off unless turned on; development has them on.
+    introspection: bool = False
+    graphiql: bool = False
+    # Request limits, each refused with a 4xx before any lookup runs.
+    max_body_bytes: int = 65_536
+    max_tokens: int = 4_000
+    max_depth: int = 8
+    max_aliases: int = 60
+    max_root_fields: int = 60
+    max_string_length: int = 1_024
+    # Seconds a request may take from its first byte to its answer; its database work is then cancelled.
+    request_timeout: float = 5.0
+    # Requests per second (and burst) for the whole deployment, per API key and per end user; 0 = off.
+    # Each worker enforces its share: rate / (workers x instances).
+    rate_limit: float = 200.0
+    rate_limit_burst: int = 400
+    user_rate_limit: float = 5.0
+    user_rate_limit_burst: int = 20
+    instances: int = 1
+    # End-user tokens (JWT): any of these turns them on.
+    jwt_secret_file: str | None = None
+    jwt_public_key_files: str | None = None  # comma-separated PEM files
+    jwt_jwks_file: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_leeway: float = 30.0
+    # Comma-separated origins browsers may call from ("*" for any); none by default.
+    cors_origins: str = ""
     # In demo mode the GraphiQL page is pre-filled with this key.
     demo_api_key: str | None = field(default=None, repr=False)
+
+    @property
+    def development(self) -> bool:
+        """Development mode: introspection, GraphiQL and "Did you mean …" suggestions on."""
+        return (self.env or ("development" if self.demo else "production")) == "development"
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with the given fields replaced; None values are ignored."""
@@ -53,6 +96,31 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "LOYALTY_GATEWAY_STATEMENT_TIMEOUT": "statement_timeout",
     "LOYALTY_GATEWAY_API_KEY_CACHE_TTL": "api_key_cache_ttl",
     "LOYALTY_GATEWAY_LOG_LEVEL": "log_level",
+    "LOYALTY_GATEWAY_LOG_FORMAT": "log_format",
+    "LOYALTY_GATEWAY_METRICS": "metrics",
+    "LOYALTY_GATEWAY_SHUTDOWN_GRACE": "shutdown_grace",
+    "LOYALTY_GATEWAY_ENV": "env",
+    "LOYALTY_GATEWAY_INTROSPECTION": "introspection",
+    "LOYALTY_GATEWAY_GRAPHIQL": "graphiql",
+    "LOYALTY_GATEWAY_MAX_BODY_SIZE": "max_body_bytes",
+    "LOYALTY_GATEWAY_MAX_TOKENS": "max_tokens",
+    "LOYALTY_GATEWAY_MAX_DEPTH": "max_depth",
+    "LOYALTY_GATEWAY_MAX_ALIASES": "max_aliases",
+    "LOYALTY_GATEWAY_MAX_ROOT_FIELDS": "max_root_fields",
+    "LOYALTY_GATEWAY_MAX_STRING_LENGTH": "max_string_length",
+    "LOYALTY_GATEWAY_REQUEST_TIMEOUT": "request_timeout",
+    "LOYALTY_GATEWAY_RATE_LIMIT": "rate_limit",
+    "LOYALTY_GATEWAY_RATE_LIMIT_BURST": "rate_limit_burst",
+    "LOYALTY_GATEWAY_USER_RATE_LIMIT": "user_rate_limit",
+    "LOYALTY_GATEWAY_USER_RATE_LIMIT_BURST": "user_rate_limit_burst",
+    "LOYALTY_GATEWAY_INSTANCES": "instances",
+    "LOYALTY_GATEWAY_JWT_SECRET_FILE": "jwt_secret_file",
+    "LOYALTY_GATEWAY_JWT_PUBLIC_KEY_FILES": "jwt_public_key_files",
+    "LOYALTY_GATEWAY_JWT_JWKS_FILE": "jwt_jwks_file",
+    "LOYALTY_GATEWAY_JWT_AUDIENCE": "jwt_audience",
+    "LOYALTY_GATEWAY_JWT_ISSUER": "jwt_issuer",
+    "LOYALTY_GATEWAY_JWT_LEEWAY": "jwt_leeway",
+    "LOYALTY_GATEWAY_CORS_ORIGINS": "cors_origins",
 }
 
 

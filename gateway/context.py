@@ -28,6 +28,8 @@ class Context:
     database: Database
     org_id: int
     request_id: str
+    # An end user's customer id: lookups then match only this customer and the fleets it heads.
+    customer_id: int | None = None
     _balance_loader: DataLoader[Lookup, Matches] | None = field(default=None, init=False, repr=False)
 
     @property

@@ -33,6 +33,11 @@ class GatewayError(Exception):
             extensions["errorCode"] = self.error_code
         return extensions
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the response carries when this error answers the whole request."""
+        return {}
+
 
 class CustomerNotFound(GatewayError):
     code = "CUSTOMER_NOT_FOUND"
@@ -76,6 +81,58 @@ class BadRequest(GatewayError):
 
     code = "BAD_REQUEST"
     http_status = 400
+
+
+class NotFound(GatewayError):
+    """Nothing is served at this address (GraphiQL when it is not enabled)."""
+
+    code = "NOT_FOUND"
+    http_status = 404
+
+
+class PayloadTooLarge(GatewayError):
+    """The request body is larger than the server accepts."""
+
+    code = "PAYLOAD_TOO_LARGE"
+    http_status = 413
+
+    @property
+    def headers(self) -> dict[str, str]:
+        # The rest of the body is not read: the connection cannot be reused.
+        return {"connection": "close"}
+
+
+class QueryTooComplex(GatewayError):
+    """The document is over a limit: tokens, depth, aliases or root fields."""
+
+    code = "QUERY_TOO_COMPLEX"
+    http_status = 400
+
+
+class RateLimited(GatewayError):
+    """The caller has used up its request budget for now."""
+
+    code = "RATE_LIMITED"
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        return {"code": self.code, "retryAfter": self.retry_after}
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": str(self.retry_after)}
+
+
+class RequestTimeout(GatewayError):
+    """The request took longer than the per-request deadline; its database work was cancelled."""
+
+    code = "TIMEOUT"
+    http_status = 504
 
 
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"

@@ -7,6 +7,7 @@ else is masked and logged with the request id.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Mapping
@@ -16,15 +17,17 @@ from typing import Any
 import orjson
 from graphql import ExecutionResult, GraphQLError, OperationType
 from graphql import execute as graphql_execute
-from graphql.execution.values import VariableValues
+from graphql.execution.values import VariableValues, get_variable_values
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.schema._graphql_core import execution_context_class_kwargs
 from strawberry.schema.schema import Schema as StrawberrySchema
 
+from gateway.callers import Gatekeeper
 from gateway.config import Settings
 from gateway.context import AppState, Context
+from gateway.deadline import Deadlines, absorb_late_cancellation
 from gateway.errors import (
     GRAPHQL_PARSE_FAILED,
     GRAPHQL_VALIDATION_FAILED,
@@ -33,11 +36,16 @@ from gateway.errors import (
     BadUserInput,
     GatewayError,
     InvalidEntityType,
+    NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
     ServiceUnavailable,
 )
 from gateway.execution.compiler import BatchRoot, Compiler
-from gateway.execution.documents import DocumentCache
+from gateway.execution.documents import DEFAULT_RULES, DocumentCache
 from gateway.graphiql import graphiql_page
+from gateway.limits import Limits, read_body
+from gateway.observability.requests import note_operation, note_outcome, note_result
 
 logger = logging.getLogger("gateway.http")
 
@@ -66,35 +74,86 @@ class GraphQLEndpoint:
         self.schema = schema
         self.settings = settings
         self.example_query = example_query
-        self.documents = DocumentCache(schema._schema)
+        if settings.env not in (None, "production", "development"):
+            raise ValueError(f"the environment must be production or development, not {settings.env!r}")
+        # Production hides the schema: no introspection, no GraphiQL, no "Did you mean …".
+        development = settings.development
+        self.graphiql = settings.graphiql or development
+        self.hide_suggestions = not development
+        self.limits = Limits.from_settings(settings)
+        self.deadlines = Deadlines(settings.request_timeout)
+        self.gatekeeper = Gatekeeper(settings)
+        # Every rule is built here, once: a repeated document is validated once (strawberry issue 4635).
+        self.documents = DocumentCache(
+            schema._schema,
+            rules=DEFAULT_RULES,
+            limit_rules=self.limits.validation_rules(introspection=settings.introspection or development),
+            max_tokens=settings.max_tokens,
+            hide_suggestions=self.hide_suggestions,
+        )
         self.compiler = Compiler(schema, root_resolvers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         request_id = _request_id(request)
+        # The deadline cancels whatever is under way, database statements included.
+        task = self.deadlines.begin()
+        expired = False
         try:
-            response = await self._respond(request, request_id)
-        except GatewayError as error:
-            response = error_response(error.message, error.extensions, error.http_status)
+            try:
+                response = await self._respond(request, request_id)
+            except GatewayError as error:
+                response = error_response(error.message, error.extensions, error.http_status, error.headers)
+            finally:
+                expired = self.deadlines.end(task)
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            task.uncancel()
+            timeout = RequestTimeout(f"the request took longer than {self.deadlines.seconds:g} s and was stopped")
+            response = error_response(timeout.message, timeout.extensions, timeout.http_status)
+        else:
+            if expired:
+                await absorb_late_cancellation(task)
         response.headers[REQUEST_ID_HEADER] = request_id
         await response(scope, receive, send)
 
     async def _respond(self, request: Request, request_id: str) -> Response:
         if request.method == "GET":
             if _wants_graphiql(request):
+                if not self.graphiql:
+                    raise NotFound("GraphiQL is not enabled on this server")
                 return HTMLResponse(graphiql_page(api_key=self.settings.demo_api_key, example_query=self.example_query))
+            size = len(request.scope["query_string"])
+            if size > self.limits.max_body_bytes:
+                error = PayloadTooLarge(f"the query string is longer than {self.limits.max_body_bytes} bytes")
+                return error_response(error.message, error.extensions, 414)
             graphql_request = _from_query_string(request)
         elif request.method == "POST":
-            graphql_request = await _from_body(request)
+            body = await read_body(request, self.limits.max_body_bytes)
+            size = len(body)
+            graphql_request = _from_body(request, body)
         else:
             return error_response(
                 "GraphQL is served over GET and POST", {"code": BadRequest.code}, 405, {"allow": "GET, POST"}
             )
 
+        # The query takes at least len(query) bytes of the request; variables have the rest.
+        if self.limits.long_string_in(graphql_request.variables, size - len(graphql_request.query)):
+            message = f"a string in `variables` is longer than {self.limits.max_string_length} characters"
+            return error_response(message, {"code": BadUserInput.code}, 400)
+
         state: AppState = request.state.gateway
-        org_id = await state.authenticator.org_for(request.headers.get("authorization"))
-        context = Context(settings=self.settings, database=state.database, org_id=org_id, request_id=request_id)
+        caller = await self.gatekeeper.admit(request.headers.get("authorization"), state.authenticator)
+        context = Context(
+            settings=self.settings,
+            database=state.database,
+            org_id=caller.org_id,
+            request_id=request_id,
+            customer_id=caller.customer_id,
+        )
         status, body = await self.execute(graphql_request, context, is_get=request.method == "GET")
+        note_result(context.org_id, body)
         return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
     async def execute(
@@ -106,6 +165,8 @@ class GraphQLEndpoint:
         if document.errors:
             return 400, {"errors": [format_error(error, request_id) for error in document.errors]}
         operation = document.operation(request.operation_name)
+        if operation is not None:
+            note_operation(operation, context.org_id)
         if operation is None:
             if request.operation_name is None:
                 message = "the document has several operations: say which one to run with operationName"
@@ -119,6 +180,12 @@ class GraphQLEndpoint:
 
         variables = self.compiler.coerce_variables(document, operation, request.variables or {})
         if not isinstance(variables, VariableValues):
+            if self.hide_suggestions:
+                # Explained again without "Did you mean …": only requests with invalid variables pay for it.
+                definitions = operation.variable_definitions or ()
+                raw = request.variables or {}
+                variables = get_variable_values(self.schema._schema, definitions, raw, hide_suggestions=True)
+                assert not isinstance(variables, VariableValues)
             return 400, {"errors": [format_error(error, request_id) for error in variables]}
 
         plan = self.compiler.plan(document, request.operation_name, variables)
@@ -153,6 +220,7 @@ class GraphQLEndpoint:
 def error_response(
     message: str, extensions: dict[str, Any], status: int, headers: dict[str, str] | None = None
 ) -> Response:
+    note_outcome(extensions["code"])
     headers = dict(headers or {})
     if status == 401:
         headers["www-authenticate"] = "Bearer"
@@ -176,11 +244,11 @@ def _from_query_string(request: Request) -> GraphQLRequest:
     )
 
 
-async def _from_body(request: Request) -> GraphQLRequest:
+def _from_body(request: Request, data: bytes) -> GraphQLRequest:
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type not in JSON_MEDIA_TYPES:
         raise BadRequest("send the request as JSON (Content-Type: application/json)")
-    body = _parse_json(await request.body(), "body")
+    body = _parse_json(data, "body")
     if isinstance(body, list):
         raise BadRequest("batched requests are not accepted; send one operation per request")
     if not isinstance(body, dict):

@@ -12,8 +12,14 @@ from gateway.domain.lookup import ZERO, Lookup, Matches, ProgramPoints
 from gateway.domain.vocabulary import IdentifierType
 
 
-async def fetch_balances(database: Database, org_id: int, lookups: Sequence[Lookup]) -> list[Matches]:
-    """What the database matches for each lookup, in the order given."""
+async def fetch_balances(
+    database: Database, org_id: int, lookups: Sequence[Lookup], *, customer_id: int | None = None
+) -> list[Matches]:
+    """What the database matches for each lookup, in the order given.
+
+    With a customer_id (an end user's request) identifiers match only that
+    customer and the fleets it heads: anyone else is as absent as a stranger.
+    """
     identifier_lookups: list[int] = []
     identifier_types: list[str] = []
     identifier_values: list[str] = []
@@ -38,6 +44,7 @@ async def fetch_balances(database: Database, org_id: int, lookups: Sequence[Look
             identifier_types,
             identifier_values,
             identifier_entity_ids,
+            customer_id,
         )
     return _group(rows, len(lookups))
 
@@ -66,8 +73,9 @@ def _group(rows: Sequence[asyncpg.Record], count: int) -> list[Matches]:
     matches = []
     for head, found in zip(heads, programs, strict=True):
         if head is None:
-            # Only when the org itself is gone, which an authenticated key rules out.
-            raise LookupError("the org of this request does not exist")
+            # The org itself is gone (an end-user token may outlive it): nothing matches.
+            matches.append(Matches(False, None, None, (), (), ()))
+            continue
         primary = head["primary_identifier"]
         matches.append(
             Matches(

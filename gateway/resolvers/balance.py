@@ -33,7 +33,7 @@ def prepare(
 
 async def load(context: Context, lookups: Sequence[Lookup]) -> list[Matches]:
     """What the database matches for each lookup: one round trip for the whole batch."""
-    return await fetch_balances(context.database, context.org_id, lookups)
+    return await fetch_balances(context.database, context.org_id, lookups, customer_id=context.customer_id)
 
 
 def answer(lookup: Lookup, matches: Matches) -> Balance:

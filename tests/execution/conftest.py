@@ -154,7 +154,17 @@ class World:
 @pytest.fixture
 def world(database_url: str) -> Iterator[World]:
     loop = asyncio.new_event_loop()
-    settings = Settings(database_url=database_url)
+    # Development mode: the reference (strawberry) introspects and suggests, so must the endpoint.
+    # It has no request limits either: these tests compare execution; tests/http/test_limits.py the limits.
+    settings = Settings(
+        database_url=database_url,
+        env="development",
+        max_tokens=1_000_000,
+        max_depth=1_000,
+        max_aliases=1_000_000,
+        max_root_fields=1_000_000,
+        max_string_length=1_000_000,
+    )
 
     async def open_pool() -> asyncpg.Pool:
         connection = await asyncpg.connect(database_url)

@@ -259,7 +259,9 @@ async def test_graphiql_in_the_gateway_runs_the_demo_query_offline(
     await seed.customer(100737, 565039505, ("INSTORE", None, "EMAIL", "tom@example.com"))
     await seed.balance(100737, 565039505, 973, "8500")
     key = await seed.api_key(100737)
-    app = create_app(Settings(database_url=database_url, demo_api_key=key), example_query=BALANCE_QUERY)
+    # Development mode: GraphiQL and the introspection it runs are off in production.
+    settings = Settings(database_url=database_url, demo_api_key=key, env="development")
+    app = create_app(settings, example_query=BALANCE_QUERY)
 
     with serve(app) as base_url:
         await tab.open(f"{base_url}/graphql")

@@ -16,4 +16,5 @@ LIST_API_KEYS = _load("list_api_keys")
 REVOKE_API_KEY = _load("revoke_api_key")
 TOUCH_API_KEY = _load("touch_api_key")
 SAMPLE_CUSTOMER = _load("sample_customer")
+SCHEMA_VERSION = _load("schema_version")
 COUNT_ORGS = "SELECT count(*) FROM orgs"

@@ -3,6 +3,8 @@
 --   $2 entity type, $3 source, $4 account id ('' for none), $5 program id (NULL: default), $6 all programs;
 -- per sent identifier (arrays of equal length, in the order sent):
 --   $7 lookup number, $8 type, $9 normalised value, $10 parsed entity id (ID / PRIMARY_USER_ID).
+-- $11: NULL, or the one customer an end user may see: identifiers then match only
+-- that customer and the fleets it heads, so everyone else looks like nobody.
 -- Returns one row per (lookup, selected program), or one row with NULL program
 -- columns when a lookup selects none.
 WITH lookups AS (
@@ -25,29 +27,34 @@ matched AS (
     JOIN customer_identifiers i
       ON i.org_id = $1 AND i.source = l.source AND i.account_id = l.account_id
      AND i.type = s.type AND i.value = s.value
+     AND ($11::bigint IS NULL OR i.customer_id = $11)
     UNION ALL
     SELECT s.lookup, s.ord, s.type, c.customer_id
     FROM sent s
     JOIN lookups l ON l.lookup = s.lookup AND l.entity_type = 'CUSTOMER'
     JOIN customers c ON c.org_id = $1 AND c.customer_id = s.entity_id
+     AND ($11::bigint IS NULL OR c.customer_id = $11)
     WHERE s.type = 'ID'
     UNION ALL
     SELECT s.lookup, s.ord, s.type, f.fleet_id
     FROM sent s
     JOIN lookups l ON l.lookup = s.lookup AND l.entity_type = 'FLEET'
     JOIN fleets f ON f.org_id = $1 AND f.fleet_id = s.entity_id
+     AND ($11::bigint IS NULL OR f.primary_user_id = $11)
     WHERE s.type = 'ID'
     UNION ALL
     SELECT s.lookup, s.ord, s.type, f.fleet_id
     FROM sent s
     JOIN lookups l ON l.lookup = s.lookup AND l.entity_type = 'FLEET'
     JOIN fleets f ON f.org_id = $1 AND f.external_id = s.value
+     AND ($11::bigint IS NULL OR f.primary_user_id = $11)
     WHERE s.type = 'EXTERNAL_ID'
     UNION ALL
     SELECT s.lookup, s.ord, s.type, f.fleet_id
     FROM sent s
     JOIN lookups l ON l.lookup = s.lookup AND l.entity_type = 'FLEET'
     JOIN fleets f ON f.org_id = $1 AND f.primary_user_id = s.entity_id
+     AND ($11::bigint IS NULL OR f.primary_user_id = $11)
     WHERE s.type = 'PRIMARY_USER_ID'
 ),
 -- The deciding identifier: the first one that matched, or, for customers of

@@ -1,0 +1,172 @@
+"""The floor: the gateway's lookup with everything GraphQL taken away.
+
+Starlette + asyncpg + orjson. It reads the same request body as the gateway
+(only its variables: the query text is not parsed), checks the API key in an
+in-memory dict (the gateway caches keys too), runs the gateway's own
+fetch_balances.sql with the parameters the gateway would pass (one prepared
+statement, cached by asyncpg) and answers with the same JSON shape. What the
+gateway spends beyond this is the price of its GraphQL layer.
+
+Its pool hands connections back without asyncpg's default reset query
+(`SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`), which
+costs a second round trip per request: nothing here changes session state,
+so the floor does not pay for it (BENCH_FLOOR_POOL_RESET=default restores it).
+
+Run by bench/run.py under uvicorn (uvloop, httptools, 1 worker); configured by
+BENCH_DATABASE_URL, BENCH_POOL_SIZE and BENCH_KEYS_FILE (JSON: key -> org id).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+from gateway.domain.identifiers import normalise, parse_entity_id
+from gateway.domain.vocabulary import ENTITY_ID_TYPES, IdentifierType
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+FETCH_BALANCES = files("gateway.db.sql").joinpath("fetch_balances.sql").read_text(encoding="utf-8")
+PARAMETER_COUNT = max(int(number) for number in re.findall(r"\$(\d+)", FETCH_BALANCES))
+# $1-$10 describe the lookups (see the statement's header); any later ones are optional narrowings
+# (such as $11, the one customer an end user may see) for which NULL means none.
+_LOOKUP_PARAMETERS = 10
+if PARAMETER_COUNT < _LOOKUP_PARAMETERS:
+    raise RuntimeError(f"fetch_balances.sql takes {PARAMETER_COUNT} parameters; the floor knows {_LOOKUP_PARAMETERS}")
+ZERO = Decimal("0.000")
+
+# One sent identifier: (type, normalised value, parsed entity id or None).
+SentIdentifier = tuple[str, str, int | None]
+
+
+def fetch_arguments(org_id: int, lookups: Sequence[tuple[str, str, Sequence[SentIdentifier]]]) -> list[object]:
+    """fetch_balances.sql's arguments for customer lookups (source, account id, identifiers) in the default
+    program, exactly as the gateway builds them."""
+    numbers: list[int] = []
+    sent: list[SentIdentifier] = []
+    for number, (_, _, identifiers) in enumerate(lookups, start=1):
+        numbers += [number] * len(identifiers)
+        sent += identifiers
+    arguments: list[object] = [
+        org_id,
+        ["CUSTOMER"] * len(lookups),
+        [source for source, _, _ in lookups],
+        [account_id for _, account_id, _ in lookups],
+        [None] * len(lookups),
+        [False] * len(lookups),
+        numbers,
+        [type_ for type_, _, _ in sent],
+        [value for _, value, _ in sent],
+        [entity_id for _, _, entity_id in sent],
+    ]
+    return arguments + [None] * (PARAMETER_COUNT - len(arguments))
+
+
+_KEYS: dict[str, int] = {}
+
+
+def _error(message: str, code: str, status: int = 200) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    if status == 200:
+        body["data"] = {"pointsBalance": None}
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _balance(rows: Sequence[asyncpg.Record]) -> dict[str, Any] | None:
+    """The pointsBalance answer for one lookup's rows, or None when nothing matched."""
+    head = rows[0]
+    if head["entity_id"] is None or any(head["other"] or ()):
+        return None
+    programs = []
+    main = delayed = external = ZERO
+    for row in rows:
+        if row["program_id"] is None:
+            continue
+        program_main = row["main_points"] if row["main_points"] is not None else ZERO
+        main += program_main
+        delayed += row["delayed_accrual_points"] if row["delayed_accrual_points"] is not None else ZERO
+        external += row["external_trigger_points"] if row["external_trigger_points"] is not None else ZERO
+        programs.append(
+            {"programId": row["program_id"], "programName": row["program_name"], "mainPoints": str(program_main)}
+        )
+    return {
+        "entityId": str(head["entity_id"]),
+        "mainPoints": str(main),
+        "promisedPoints": str(delayed + external),
+        "totalPoints": str(main + delayed + external),
+        "promisedPointsBreakup": {
+            "delayedAccrualPoints": str(delayed),
+            "externalTriggerBasedPoints": str(external),
+        },
+        "programs": programs,
+    }
+
+
+async def graphql(request: Request) -> Response:
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    org_id = _KEYS.get(key) if scheme.lower() == "bearer" else None
+    if org_id is None:
+        return _error("the API key is not valid", "UNAUTHENTICATED", 401)
+    variables = orjson.loads(await request.body())["variables"]
+    types: list[str] = []
+    values: list[str] = []
+    entity_ids: list[int | None] = []
+    for identifier in variables["ids"]:
+        type_ = IdentifierType(identifier["type"])
+        value = normalise(type_, identifier["value"])
+        types.append(type_.value)
+        values.append(value)
+        entity_ids.append(parse_entity_id(value) if type_ in ENTITY_ID_TYPES else None)
+    pool: asyncpg.Pool = request.app.state.pool
+    rows = await pool.fetch(
+        FETCH_BALANCES,
+        org_id,
+        ["CUSTOMER"],
+        [variables["source"]],
+        [variables.get("accountId") or ""],
+        [None],
+        [False],
+        [1] * len(types),
+        types,
+        values,
+        entity_ids,
+        None,  # $11: an API key's request, not restricted to one end user
+    )
+    balance = _balance(rows)
+    if balance is None:
+        return _error("no customer matches the identifiers", "CUSTOMER_NOT_FOUND")
+    return Response(orjson.dumps({"data": {"pointsBalance": balance}}), media_type="application/json")
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Release a connection as is: no statement changes session state (asyncpg still ends open transactions)."""
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    _KEYS.update(orjson.loads(Path(os.environ["BENCH_KEYS_FILE"]).read_bytes()))  # noqa: ASYNC240 (once, at start)
+    size = int(os.environ["BENCH_POOL_SIZE"])
+    app.state.pool = await asyncpg.create_pool(
+        os.environ["BENCH_DATABASE_URL"],
+        min_size=size,
+        max_size=size,
+        server_settings={"application_name": "bench-floor", "jit": "off"},
+        reset=None if os.environ.get("BENCH_FLOOR_POOL_RESET") == "default" else _keep_session,
+    )
+    try:
+        yield
+    finally:
+        await app.state.pool.close()
+
+
+app = Starlette(routes=[Route("/graphql", graphql, methods=["POST"])], lifespan=lifespan)

@@ -1,0 +1,93 @@
+"""One measurement: start a contender, check its answers, warm it up, drive it with wrk, stop it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from database import WORK_DIR, Postgres
+from dataset import Dataset, Request, gateway_requests, postgraphile_requests, write_requests
+from servers import Contender, check_answers, running
+from wrk import LoadResult, run_wrk, wait_for_quiet
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    requests: Sequence[Request]
+    file: Path  # the same requests, in wrk's format
+
+
+@dataclass(frozen=True, slots=True)
+class Workloads:
+    gateway: Workload
+    postgraphile: Workload
+    keys_file: Path
+
+
+def make_workloads(dataset: Dataset, name: str) -> Workloads:
+    directory = WORK_DIR / "requests" / name
+    gateway_list = gateway_requests(dataset)
+    peer_list = postgraphile_requests(dataset)
+    keys_file = directory / "keys.json"
+    keys_file.parent.mkdir(parents=True, exist_ok=True)
+    keys_file.write_bytes(orjson.dumps({key: org for org, key in dataset.keys.items()}))
+    return Workloads(
+        Workload(gateway_list, write_requests(gateway_list, directory / "gateway.tsv")),
+        Workload(peer_list, write_requests(peer_list, directory / "postgraphile.tsv")),
+        keys_file,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    duration: float  # seconds of each measured run
+    warmup: float  # seconds of load before it
+    # Seconds to wait, before each measured run, for other work on the (shared) machine to stop; 0: don't.
+    quiet_wait: float = 60.0
+
+
+def timing_from(args: Any) -> Timing:
+    """The Timing of parsed command-line arguments (duration, warmup, quiet_wait)."""
+    return Timing(duration=args.duration, warmup=args.warmup, quiet_wait=args.quiet_wait)
+
+
+def measure(
+    postgres: Postgres, contender: Contender, workload: Workload, *, concurrency: int, timing: Timing
+) -> tuple[LoadResult, list[dict[str, Any]]]:
+    """The contender's figures at one concurrency, and its (checked) answers to every request."""
+    results, answers = measure_levels(postgres, contender, workload, concurrencies=[concurrency], timing=timing)
+    return results[0], answers
+
+
+def measure_levels(
+    postgres: Postgres, contender: Contender, workload: Workload, *, concurrencies: Sequence[int], timing: Timing
+) -> tuple[list[LoadResult], list[dict[str, Any]]]:
+    """Start the contender once, check its answers, then warm up and measure at each concurrency in turn.
+
+    Before each measured run it waits (up to timing.quiet_wait seconds) for the rest of the machine to go quiet.
+    """
+    results = []
+    with running(contender, workload.requests[0]) as server:
+        answers = check_answers(server, workload.requests)
+        postmaster = postgres.postmaster()
+
+        def drive(concurrency: int, seconds: float) -> LoadResult:
+            result = run_wrk(
+                server.url, workload.file, concurrency=concurrency, duration=seconds, server=server.psutil,
+                postmaster=postmaster,
+            )  # fmt: skip
+            if result.failure:
+                raise RuntimeError(f"{contender.name} failed under load at c={concurrency}: {result.failure}")
+            return result
+
+        for concurrency in concurrencies:
+            if timing.warmup > 0:
+                drive(concurrency, timing.warmup)
+            if timing.quiet_wait > 0:
+                wait_for_quiet(timing.quiet_wait)
+            results.append(drive(concurrency, timing.duration))
+    return results, answers

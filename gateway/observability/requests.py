@@ -1,0 +1,206 @@
+"""Each request to /graphql, observed: its metrics and its one log line.
+
+`ObservedEndpoint` wraps the GraphQL endpoint. It keeps a `RequestRecord` in a
+context variable for the length of the request; the endpoint notes the org,
+the operation and the outcome on it, and the database layer adds up the time
+spent holding connections (DataLoader batches run in tasks that inherit the
+variable, so their time counts too). At the end: one counter, two histogram
+observations, and one log line, built only when it will be written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from contextvars import ContextVar
+from typing import Any
+
+from graphql import OperationDefinitionNode
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.observability import metrics
+from gateway.observability.logs import RequestLog, safe_request_id
+
+
+class RequestRecord:
+    """What one request did; filled in as it goes."""
+
+    __slots__ = ("db_seconds", "operation", "org_id", "outcome", "request_id", "started", "status", "token")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.db_seconds = 0.0
+        self.org_id: int | None = None
+        # None: the request never got as far as choosing an operation.
+        self.operation: str | None = None
+        # None: no error was noted, so OK (or the status says otherwise).
+        self.outcome: str | None = None
+        self.request_id: str | None = None
+        # 0 until the response starts; a request that never answers is logged as a 500.
+        self.status = 0
+        self.token: Any = None
+
+
+_CURRENT: ContextVar[RequestRecord | None] = ContextVar("loyalty_gateway_request", default=None)
+
+
+def note_operation(operation: OperationDefinitionNode, org_id: int) -> None:
+    """The operation the request runs, for this org (called by the endpoint once it has picked it)."""
+    record = _CURRENT.get()
+    if record is not None:
+        record.operation = operation.name.value if operation.name is not None else ""
+        record.org_id = org_id
+
+
+def note_outcome(code: str) -> None:
+    """The request's outcome is this error code (the first one noted wins)."""
+    record = _CURRENT.get()
+    if record is not None and record.outcome is None:
+        record.outcome = code
+
+
+def note_result(org_id: int, body: dict[str, Any]) -> None:
+    """The org and the GraphQL answer: the request's outcome is the code of its first error, if any."""
+    record = _CURRENT.get()
+    if record is None:
+        return
+    record.org_id = org_id
+    errors = body.get("errors")
+    if errors and record.outcome is None:
+        record.outcome = errors[0].get("extensions", {}).get("code")
+
+
+def note_database_time(seconds: float) -> None:
+    """Time spent holding a database connection (called by the database layer)."""
+    record = _CURRENT.get()
+    if record is not None:
+        record.db_seconds += seconds
+
+
+class RequestObserver:
+    """Counts and logs each request; cheap enough for the hot path (a few microseconds)."""
+
+    def __init__(self, *, metrics_enabled: bool) -> None:
+        self.metrics_enabled = metrics_enabled
+        self._labels = metrics.OperationLabels()
+        # (operation label, outcome) -> (requests counter, latency histogram), children resolved once.
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._log = RequestLog()
+        # Requests being answered now: a plain count, copied into its gauge when sampled (see sample).
+        self.in_flight = 0
+
+    def begin(self) -> RequestRecord:
+        record = RequestRecord(time.perf_counter())
+        record.token = _CURRENT.set(record)
+        self.in_flight += 1
+        return record
+
+    def end(self, record: RequestRecord) -> None:
+        seconds = time.perf_counter() - record.started
+        _CURRENT.reset(record.token)
+        if not record.status:
+            record.status = 500
+        outcome = record.outcome or ("OK" if record.status < 400 else f"HTTP_{record.status}")
+        self.in_flight -= 1
+        if self.metrics_enabled:
+            operation = self._labels(record.operation)
+            children = self._children.get((operation, outcome))
+            if children is None:
+                children = (
+                    metrics.REQUESTS.labels(operation=operation, outcome=outcome),
+                    metrics.REQUEST_SECONDS.labels(operation=operation),
+                )
+                self._children[(operation, outcome)] = children
+            children[0].inc()
+            children[1].observe(seconds)
+        if self._log.enabled():
+            self._log.write(
+                {
+                    "request_id": record.request_id,
+                    "org": record.org_id,
+                    "operation": record.operation,
+                    "outcome": outcome,
+                    "status": record.status,
+                    "duration_ms": round(seconds * 1000, 3),
+                    "db_ms": round(record.db_seconds * 1000, 3),
+                }
+            )
+
+    def sample(self) -> None:
+        """Copy the in-flight count into its gauge (at each scrape, and every second)."""
+        metrics.IN_FLIGHT.set(self.in_flight)
+
+
+class ObservedEndpoint:
+    """The endpoint app, with each HTTP request observed (an instance: Starlette routes to it as an ASGI app)."""
+
+    def __init__(self, app: ASGIApp, observer: RequestObserver) -> None:
+        self.app = app
+        self.observer = observer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        record = self.observer.begin()
+
+        async def send_and_note(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                record.status = message["status"]
+                for name, value in message.get("headers", ()):
+                    if name == b"x-request-id":
+                        record.request_id = safe_request_id(value.decode("latin-1"))
+                        break
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        except asyncio.CancelledError:
+            # Cancelled before answering: the server is shutting down and the grace period is over.
+            if not record.status:
+                record.outcome = "SERVICE_UNAVAILABLE"
+                with contextlib.suppress(Exception):
+                    await send_and_note(_shutting_down(scope))
+                    await send({"type": "http.response.body", "body": _SHUTTING_DOWN})
+            raise
+        finally:
+            self.observer.end(record)
+
+
+_SHUTTING_DOWN = (
+    b'{"errors":[{"message":"the server is shutting down; try again","extensions":{"code":"SERVICE_UNAVAILABLE"}}]}'
+)
+
+
+def _shutting_down(scope: Scope) -> Message:
+    """The start of a 503 for a request the server gave up on (the body follows in the same message)."""
+    incoming = dict(scope.get("headers", ())).get(b"x-request-id")
+    request_id = incoming if incoming and len(incoming) <= 128 else uuid.uuid4().hex.encode()
+    return {
+        "type": "http.response.start",
+        "status": 503,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(_SHUTTING_DOWN)).encode()),
+            (b"x-request-id", request_id),
+            (b"connection", b"close"),
+        ],
+    }
+
+
+def query_observer(*, metrics_enabled: bool) -> Any:
+    """The database layer's hook: called with the seconds a connection was held."""
+    histogram = metrics.DB_QUERY_SECONDS
+
+    if not metrics_enabled:
+        return note_database_time
+
+    def observe(seconds: float) -> None:
+        record = _CURRENT.get()
+        if record is not None:
+            record.db_seconds += seconds
+        histogram.observe(seconds)
+
+    return observe

@@ -1,0 +1,82 @@
+"""Rate limiting: a token bucket per caller (an API key, an end user).
+
+Each worker process keeps its own buckets; the configured rate is the
+deployment's total, so each worker enforces rate / (workers x instances)
+(see the README, "Rate limits"). On the request path it is a dict lookup
+and a little arithmetic; asyncio runs it without interleaving, so no lock.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Hashable
+
+from gateway.errors import RateLimited
+
+# More subjects than this at once and the idle ones are forgotten (an idle
+# bucket is full, which is what a forgotten one starts as again).
+MAX_SUBJECTS = 100_000
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        *,
+        max_subjects: int = MAX_SUBJECTS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("a rate limiter needs rate > 0 and burst >= 1")
+        self.rate = rate
+        self.burst = burst
+        self._max_subjects = max_subjects
+        self._clock = clock
+        # subject -> [tokens left, when they were counted]
+        self._buckets: dict[Hashable, list[float]] = {}
+
+    @classmethod
+    def share_of(cls, rate: float, burst: float, processes: int) -> RateLimiter | None:
+        """This process's share of a deployment-wide budget; None when rate limiting is off (rate 0)."""
+        if rate <= 0:
+            return None
+        processes = max(1, processes)
+        return cls(rate / processes, max(1.0, burst / processes))
+
+    def take(self, subject: Hashable) -> None:
+        """Spend one request of subject's budget; raises RateLimited when there is none left."""
+        now = self._clock()
+        bucket = self._buckets.get(subject)
+        if bucket is None:
+            if len(self._buckets) >= self._max_subjects:
+                self._forget_idle(now)
+            self._buckets[subject] = [self.burst - 1, now]
+            return
+        tokens = bucket[0] + (now - bucket[1]) * self.rate
+        if tokens > self.burst:
+            tokens = self.burst
+        bucket[1] = now
+        if tokens >= 1:
+            bucket[0] = tokens - 1
+            return
+        bucket[0] = tokens
+        retry_after = max(1, math.ceil((1 - tokens) / self.rate))
+        raise RateLimited(f"too many requests; try again in {retry_after} s", retry_after)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _forget_idle(self, now: float) -> None:
+        """Drop the buckets that have refilled; if that frees too little, the oldest down to half.
+
+        Each sweep leaves at most 3/4 of the table, so sweeps cost O(1) per new subject.
+        """
+        buckets = self._buckets
+        for subject in [s for s, (tokens, at) in buckets.items() if tokens + (now - at) * self.rate >= self.burst]:
+            del buckets[subject]
+        if len(buckets) > self._max_subjects * 3 // 4:
+            # Most subjects are busy: forgetting one gives it a fresh burst, the price of bounded memory.
+            for subject in list(buckets)[: len(buckets) - self._max_subjects // 2]:
+                del buckets[subject]

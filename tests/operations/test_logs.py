@@ -1,0 +1,181 @@
+"""One structured line per request; nothing secret or personal in clear, whatever goes wrong."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from gateway.config import Settings
+from gateway.observability.logs import (
+    JsonFormatter,
+    TextFormatter,
+    configure_logging,
+    log_format,
+    mask_email,
+    mask_identifier,
+    mask_mobile,
+    scrub,
+)
+from tests.operations import ORG, TOM_EMAIL, TOM_MOBILE, lookup, seed_tom
+from tests.operations.conftest import running_app
+
+
+@pytest.fixture
+def captured_log() -> Iterator[Callable[[str, str], io.StringIO]]:
+    """Route all logging to a buffer, exactly as `serve` does (pytest's own capture set aside); undone afterwards."""
+    root = logging.getLogger()
+    level, before = root.level, list(root.handlers)
+    for handler in before:
+        root.removeHandler(handler)
+
+    def capture(log_format: str, level_name: str = "info") -> io.StringIO:
+        buffer = io.StringIO()
+        configure_logging(level_name, log_format, buffer)
+        return buffer
+
+    yield capture
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in before:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def test_the_request_line_is_the_same_through_logging_or_the_short_path():
+    fields = {
+        "request_id": "r",
+        "org": 1,
+        "operation": "Q",
+        "outcome": "OK",
+        "status": 200,
+        "duration_ms": 1.5,
+        "db_ms": 0.5,
+    }
+    record = logging.LogRecord("gateway.request", logging.INFO, "", 0, "request", (), None)
+    record.request = fields
+    for formatter in (JsonFormatter(), TextFormatter()):
+        assert formatter.format(record) == formatter.format_request(record.created, fields)
+
+
+def request_lines(text: str) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    return [line for line in lines if line["logger"] == "gateway.request"]
+
+
+async def test_each_request_is_one_json_line_with_its_id_org_operation_outcome_and_timings(database_url, captured_log):
+    output = captured_log("json")
+    key = await seed_tom(database_url)
+    async with running_app(Settings(database_url=database_url)) as client:
+        await client.post(
+            "/graphql",
+            json={
+                "query": 'query TomBalance { pointsBalance(identifiers: [{type: ID, value: "565039505"}], '
+                "source: INSTORE) { entityId } }"
+            },
+            headers={"authorization": f"Bearer {key}", "x-request-id": "req-42"},
+        )
+        await lookup(client, key, {"identifiers": [{"type": "EMAIL", "value": "nobody@example.com"}]})
+        await lookup(client, "lgw_0123456789ab_" + "x" * 43)
+        await client.post("/graphql", json={"query": "{"}, headers={"authorization": f"Bearer {key}"})
+        await client.get("/healthz")
+
+    for line in output.getvalue().splitlines():
+        json.loads(line)  # every line is one JSON object
+    lines = request_lines(output.getvalue())
+    assert [(line["outcome"], line["status"], line["org"], line["operation"]) for line in lines] == [
+        ("OK", 200, ORG, "TomBalance"),
+        ("CUSTOMER_NOT_FOUND", 200, ORG, "TomBalance"),
+        ("UNAUTHENTICATED", 401, None, None),
+        ("GRAPHQL_PARSE_FAILED", 400, ORG, None),
+    ]
+    first = lines[0]
+    assert first["request_id"] == "req-42"
+    assert re.fullmatch(r"[0-9a-f]{32}", str(lines[1]["request_id"]))
+    assert set(first) == {
+        "time", "level", "logger", "message", "request_id", "org", "operation", "outcome", "status",
+        "duration_ms", "db_ms",
+    }  # fmt: skip
+    assert 0 < first["db_ms"] <= first["duration_ms"]  # type: ignore[operator]
+    assert first["level"] == "info" and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(first["time"]))
+
+
+async def test_the_text_format_is_one_readable_line_per_request(database_url, captured_log):
+    output = captured_log("text")
+    key = await seed_tom(database_url)
+    async with running_app(Settings(database_url=database_url)) as client:
+        await lookup(client, key)
+    line = next(line for line in output.getvalue().splitlines() if "gateway.request" in line)
+    assert re.fullmatch(
+        r"\S+ \S+ INFO gateway\.request: 200 OK TomBalance org 100737 \d+\.\d ms \(db \d+\.\d ms\) id [0-9a-f]{32}",
+        line,
+    ), line
+
+
+def test_logs_are_json_in_production_and_text_in_development():
+    assert log_format(Settings()) == "json"
+    assert log_format(Settings(demo=True)) == "text"
+    assert log_format(Settings(demo=True, log_format="json")) == "json"
+
+
+def test_emails_and_mobile_numbers_are_masked():
+    assert mask_email("tom@example.com") == "t***@e***.com"
+    assert mask_email(" Tom.Jones@Mail.Example.co.uk ") == "T***@M***.uk"
+    assert mask_mobile("+44 7700 900123") == "+44******123"
+    assert mask_mobile("447700900123") == "44******123"
+    assert mask_identifier("CARD_NUMBER", "4111111111111111") == "4***11"
+    assert mask_identifier("CUID", "abc") == "***"
+
+
+def test_scrubbing_leaves_no_key_token_email_or_phone_number():
+    key = "lgw_0123456789ab_" + "S" * 43
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
+    text = scrub(
+        f"key={key} header='Bearer {key}' token {jwt} bad lgw_nothex_secret "
+        f"mail {TOM_EMAIL} mobile {TOM_MOBILE} stored as 447700900123 and (020) 7946-0958"
+    )
+    for secret in (key, "S" * 43, jwt, "nothex_secret", TOM_EMAIL, "7700 900123", "447700900123", "7946-0958"):
+        assert secret not in text, (secret, text)
+    assert "lgw_0123456789ab_***" in text and "T***@E***.com" in text and "+44******123" in text
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+async def test_nothing_secret_or_personal_reaches_the_log(database_url, captured_log, monkeypatch, log_format):
+    """Keys, tokens, emails and mobile numbers in requests, failures and tracebacks: none of them in clear."""
+    output = captured_log(log_format, "debug")
+    key = await seed_tom(database_url)
+    secret = key.split("_", 2)[2]
+    wrong_secret = key[: -len(secret)] + "A" * len(secret)
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
+    by_email = {"identifiers": [{"type": "EMAIL", "value": TOM_EMAIL}]}
+    by_mobile = {"identifiers": [{"type": "MOBILE", "value": TOM_MOBILE}]}
+    async with running_app(Settings(database_url=database_url)) as client:
+        assert (await lookup(client, key, by_email)).status_code == 200
+        assert (await lookup(client, key, by_mobile)).status_code == 200
+        await lookup(client, key, {"identifiers": [{"type": "EMAIL", "value": "x" + TOM_EMAIL}]})
+        await lookup(client, wrong_secret, by_email)
+        await lookup(client, jwt, by_mobile)
+        await client.post(
+            "/graphql",
+            json={"query": "{ __typename }"},
+            headers={"authorization": f"Bearer {key}", "x-request-id": f"{TOM_EMAIL}/{TOM_MOBILE}"},
+        )
+
+        # An unexpected failure whose message quotes the values (as a driver's message may): logged, scrubbed.
+        async def failing(*args: object, **kwargs: object) -> None:
+            raise RuntimeError(f"lookup of {TOM_EMAIL} / {TOM_MOBILE} / 447700900123 failed with {key}")
+
+        monkeypatch.setattr("gateway.resolvers.balance.fetch_balances", failing)
+        response = await lookup(client, key, by_email)
+        assert response.json()["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+
+    logged = output.getvalue()
+    assert "RuntimeError" in logged and "gateway.request" in logged  # the failure and the requests were logged
+    assert "t***@e***.com" in logged.lower() and "+44******123" in logged
+    for clear in (key, secret, wrong_secret, jwt, TOM_EMAIL, TOM_EMAIL.lower(), TOM_MOBILE, "447700900123"):
+        assert clear not in logged, clear
+    assert "7700 900123" not in logged and "900123" not in logged
