@@ -17,6 +17,8 @@ from typing import Any
 
 import asyncpg
 
+from gateway.db.bulk import BALANCE_COLUMNS, CUSTOMER_COLUMNS, FLEET_COLUMNS, ORG_COLUMNS, PROGRAM_COLUMNS
+
 
 def _load(name: str) -> str:
     return files("gateway.db.sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
@@ -46,27 +48,17 @@ IMPORT_FIND_SHARED_IDENTIFIERS = _load("import_find_shared_identifiers")
 class StagingTable(Enum):
     """A staging table and its columns, in the order of the tuples staged into it."""
 
-    ORGS = ("import_orgs", ("line", "org_id", "name", "dual_eligibility", "primary_identifier"))
-    PROGRAMS = ("import_programs", ("line", "org_id", "program_id", "name", "is_default"))
-    CUSTOMERS = ("import_customers", ("line", "org_id", "customer_id"))
+    # Each is its table's columns (gateway/db/bulk.py) led by the line they came from,
+    # except identifiers, which stage in the order their records are read.
+    ORGS = ("import_orgs", ("line", *ORG_COLUMNS))
+    PROGRAMS = ("import_programs", ("line", *PROGRAM_COLUMNS))
+    CUSTOMERS = ("import_customers", ("line", *CUSTOMER_COLUMNS))
     IDENTIFIERS = (
         "import_identifiers",
         ("line", "org_id", "customer_id", "source", "account_id", "type", "value"),
     )
-    FLEETS = ("import_fleets", ("line", "org_id", "fleet_id", "external_id", "primary_user_id"))
-    BALANCES = (
-        "import_balances",
-        (
-            "line",
-            "org_id",
-            "entity_type",
-            "entity_id",
-            "program_id",
-            "main_points",
-            "delayed_accrual_points",
-            "external_trigger_points",
-        ),
-    )
+    FLEETS = ("import_fleets", ("line", *FLEET_COLUMNS))
+    BALANCES = ("import_balances", ("line", *BALANCE_COLUMNS))
 
     @property
     def table_name(self) -> str:
