@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import orjson
 from graphql import ExecutionResult, GraphQLError, OperationType
 from graphql import execute as graphql_execute
 from graphql.execution.values import VariableValues, get_variable_values
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.schema._graphql_core import execution_context_class_kwargs
@@ -50,6 +51,8 @@ from gateway.observability.requests import note_operation, note_outcome, note_re
 logger = logging.getLogger("gateway.http")
 
 REQUEST_ID_HEADER = "x-request-id"
+# Incoming request ids are kept only when they are plainly ids (they are echoed and logged).
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 JSON_MEDIA_TYPES = ("application/json", "application/graphql-response+json")
 
 
@@ -102,6 +105,10 @@ class GraphQLEndpoint:
         try:
             try:
                 response = await self._respond(request, request_id)
+            except ClientDisconnect:
+                # The client left before its request arrived whole: nobody to answer.
+                note_outcome("CLIENT_DISCONNECTED")
+                return
             except GatewayError as error:
                 response = error_response(error.message, error.extensions, error.http_status, error.headers)
             finally:
@@ -279,9 +286,13 @@ def _graphql_request(raw: dict[str, Any]) -> GraphQLRequest:
 
 def _request_id(request: Request) -> str:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    if 0 < len(incoming) <= 128 and incoming.isascii() and incoming.isprintable():
+    if _REQUEST_ID.fullmatch(incoming):
         return incoming
     return uuid.uuid4().hex
+
+
+# What graphql-core may keep as the cause of an error in the client's document or variables.
+_INPUT_ERRORS = (type(None), GraphQLError, ValueError, TypeError)
 
 
 def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
@@ -291,9 +302,10 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     if isinstance(original, GatewayError):
         formatted["message"] = original.message
         extensions = original.extensions
-    elif (original is None or isinstance(original, GraphQLError)) and error.path is None:
+    elif isinstance(original, _INPUT_ERRORS) and error.path is None:
         # GraphQL's own syntax, validation and variable errors: the client's to fix
-        # (graphql-core keeps the inner error of a variable's value as original_error).
+        # (graphql-core keeps the inner error of a value it could not read as original_error,
+        # e.g. a ValueError for an integer literal of more than 4300 digits).
         formatted["message"] = error.message
         extensions = {"code": _graphql_error_code(error)}
         if extensions["code"] == InvalidEntityType.code:

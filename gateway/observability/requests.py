@@ -101,7 +101,8 @@ class RequestObserver:
         seconds = time.perf_counter() - record.started
         _CURRENT.reset(record.token)
         if not record.status:
-            record.status = 500
+            # 499: the client closed the connection first (nginx's convention).
+            record.status = 499 if record.outcome == "CLIENT_DISCONNECTED" else 500
         outcome = record.outcome or ("OK" if record.status < 400 else f"HTTP_{record.status}")
         self.in_flight -= 1
         if self.metrics_enabled:
