@@ -115,9 +115,7 @@ def run_batch(args: argparse.Namespace, command_line: str) -> int:
                     postmaster=postmaster,
                 )
             if result.failure:
-                raise RuntimeError(
-                    f"the gateway failed with {size} lookups per request: {result.failure}"
-                )
+                raise RuntimeError(f"the gateway failed with {size} lookups per request: {result.failure}")
             print(f"  {result.rps * size:,.0f} lookups/s, p50 {result.p50_ms:.2f} ms", flush=True)
             results.append((size, result))
         version = postgres.version()

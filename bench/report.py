@@ -24,7 +24,7 @@ class Row:
     contender: str
     result: LoadResult
     order: tuple[int, ...]  # position of this contender within its concurrency level, per round
-    round_rps: tuple[float, ...]  # requests/s of every round (result is the median one)
+    rounds: tuple[tuple[float, float], ...]  # (requests/s, other CPU s) of every round; result is the quietest
 
 
 def machine_facts(postgres_version: str, node_version: str | None) -> list[str]:
@@ -62,7 +62,7 @@ def load_table(rows: Sequence[Row]) -> list[str]:
     lines = [
         "| c | server | req/s | p50 ms | p99 ms | errors | server CPU s | PG CPU s | wrk CPU s | other CPU s "
         "| server CPU ms/req | PG CPU ms/req | req/s ÷ floor | req/s ÷ PostGraphile | p99 ÷ floor | order "
-        "| req/s per round |",
+        "| req/s (other CPU s) per round |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for concurrency in sorted({row.result.concurrency for row in rows}):
@@ -77,7 +77,7 @@ def load_table(rows: Sequence[Row]) -> list[str]:
                 f"| {r.server_ms_per_request:.3f} | {r.postgres_ms_per_request:.3f} "
                 f"| {_ratio(r.rps, floor.rps if floor else None)} | {_ratio(r.rps, peer.rps if peer else None)} "
                 f"| {_ratio(r.p99_ms, floor.p99_ms if floor else None)} | {', '.join(map(str, row.order))} "
-                f"| {', '.join(f'{rps:,.0f}' for rps in row.round_rps)} |"
+                f"| {', '.join(f'{rps:,.0f} ({other:.1f})' for rps, other in row.rounds)} |"
             )
     return lines
 
