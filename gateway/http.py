@@ -52,7 +52,7 @@ logger = logging.getLogger("gateway.http")
 
 REQUEST_ID_HEADER = "x-request-id"
 # Incoming request ids are kept only when they are plainly ids (they are echoed and logged).
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
 JSON_MEDIA_TYPES = ("application/json", "application/graphql-response+json")
 
 
