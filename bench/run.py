@@ -30,12 +30,10 @@ from measure import Timing, Workloads, make_workloads, measure, timing_from
 from peers import PostGraphileInstall, install_postgraphile
 from report import Row, load_table, machine_facts, write_markdown
 from servers import Contender, floor, free_port, gateway, postgraphile
-from wrk import LoadResult, require_wrk
+from wrk import QUIET_TOLERANCE, LoadResult, require_wrk
 
 CONTENDERS = ("gateway", "floor", "postgraphile")
 CALIBRATION_POOL_SIZES = (2, 4)
-# CPU seconds of other work within which two rounds count as equally quiet.
-QUIET_TOLERANCE = 0.5
 
 
 def _ints(text: str) -> list[int]:
@@ -81,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rounds",
         type=int,
-        help="rounds over all contenders and levels; the quietest is reported (default 1; 3 in --scale)",
+        help="rounds over all contenders and levels; the quietest is reported (default 1; 5 in --scale)",
     )
     return parser
 

@@ -16,6 +16,8 @@ import psutil
 from database import BENCH_DIR
 
 WRK_SCRIPT = BENCH_DIR / "wrk.lua"
+# CPU seconds of other work within which two rounds count as equally quiet.
+QUIET_TOLERANCE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
