@@ -1,4 +1,9 @@
-"""create_app(settings): the Starlette application; its lifespan owns the pool."""
+"""create_app(settings): the gateway as an ASGI app; its lifespan owns the pool.
+
+/graphql, the one path under load, goes straight to its endpoint; everything
+else (probes, metrics, GraphiQL's assets, the lifespan) goes through Starlette's
+routing and middleware.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,14 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.auth import ApiKeyAuthenticator
 from gateway.config import Settings, settings_from_json, settings_to_json
 from gateway.context import AppState
-from gateway.cors import cors_middleware
+from gateway.cors import cors_middleware, cors_options
 from gateway.db.pool import Database, create_pool
 from gateway.graphiql import graphiql_assets
 from gateway.health import healthz, kept_ready, readyz, sample_pool
@@ -24,8 +31,36 @@ from gateway.observability.metrics import MetricsOption, metrics_endpoint
 from gateway.observability.requests import ObservedEndpoint, RequestObserver, query_observer
 from gateway.schema import ROOT_RESOLVERS, schema
 
+GRAPHQL_PATH = "/graphql"
 
-def create_app(settings: Settings, *, example_query: str | None = None) -> Starlette:
+
+class Gateway:
+    """The ASGI app: GraphQL requests straight to their endpoint, the rest to Starlette.
+
+    Starlette's router and its exception middlewares would cost every lookup a
+    few nested calls and wrapped `send`s; the endpoint answers its own errors.
+    """
+
+    def __init__(self, graphql: ASGIApp, endpoint: GraphQLEndpoint, rest: Starlette) -> None:
+        self.graphql = graphql
+        self.endpoint = endpoint
+        self.rest = rest
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _route_path(scope) == GRAPHQL_PATH:
+            await self.graphql(scope, receive, send)
+        else:
+            await self.rest(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below the app's root path (uvicorn's --root-path), as Starlette's routing sees it."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+def create_app(settings: Settings, *, example_query: str | None = None) -> Gateway:
     """The gateway for settings.database_url, which must be set (the CLI resolves the embedded one)."""
     database_url = settings.database_url
     if database_url is None:
@@ -57,8 +92,12 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Starl
     endpoint = GraphQLEndpoint(
         schema=schema, root_resolvers=ROOT_RESOLVERS, settings=settings, example_query=example_query
     )
+    graphql: ASGIApp = ObservedEndpoint(endpoint, observer)
+    if cors := cors_options(settings):
+        graphql = CORSMiddleware(graphql, **cors)
     routes = [
-        Route("/graphql", ObservedEndpoint(endpoint, observer)),
+        # Reached only by paths that merely resemble it (Starlette redirects "/graphql/" here).
+        Route(GRAPHQL_PATH, graphql),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
@@ -66,7 +105,8 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Starl
         routes.append(Route("/metrics", metrics_endpoint(samplers)))
     if endpoint.graphiql:
         routes.append(graphiql_assets())
-    return Starlette(routes=routes, lifespan=lifespan, middleware=cors_middleware(settings))
+    rest = Starlette(routes=routes, lifespan=lifespan, middleware=cors_middleware(settings))
+    return Gateway(graphql, endpoint, rest)
 
 
 # Worker processes (serve --workers N) rebuild the app from this variable.
@@ -77,7 +117,7 @@ def settings_to_environment(settings: Settings, example_query: str | None) -> st
     return json.dumps({"settings": settings_to_json(settings), "example_query": example_query})
 
 
-def create_app_from_environment() -> Starlette:
+def create_app_from_environment() -> Gateway:
     handed_over = json.loads(os.environ[SETTINGS_VARIABLE])
     settings = settings_from_json(handed_over["settings"])
     # A worker is a fresh process: it sets up its own logging, as `serve` did.

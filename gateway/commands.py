@@ -270,6 +270,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": "httptools",
         # The gateway logs its own line per request.
         "access_log": False,
+        # Nothing reads the client's address, so X-Forwarded-For is not worth rewriting on every request.
+        "proxy_headers": False,
         # uvicorn's loggers go through the gateway's handler (JSON or text).
         "log_config": None,
         # SIGTERM: stop accepting, give in-flight requests this long, then close the pool and exit.

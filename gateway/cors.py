@@ -7,6 +7,8 @@ never cookies, so `allow_credentials` stays off.
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
@@ -24,18 +26,21 @@ def allowed_origins(settings: Settings) -> list[str]:
     return [origin.strip().rstrip("/") for origin in settings.cors_origins.split(",") if origin.strip()]
 
 
-def cors_middleware(settings: Settings) -> list[Middleware]:
-    """The CORS middleware for the configured origins, or none at all (nothing to check per request)."""
+def cors_options(settings: Settings) -> dict[str, Any]:
+    """CORSMiddleware's options for the configured origins; empty when there are none (nothing to check)."""
     origins = allowed_origins(settings)
     if not origins:
-        return []
-    return [
-        Middleware(
-            CORSMiddleware,
-            allow_origins=origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=ALLOWED_HEADERS,
-            expose_headers=EXPOSED_HEADERS,
-            max_age=PREFLIGHT_MAX_AGE,
-        )
-    ]
+        return {}
+    return {
+        "allow_origins": origins,
+        "allow_methods": ["GET", "POST"],
+        "allow_headers": ALLOWED_HEADERS,
+        "expose_headers": EXPOSED_HEADERS,
+        "max_age": PREFLIGHT_MAX_AGE,
+    }
+
+
+def cors_middleware(settings: Settings) -> list[Middleware]:
+    """The CORS middleware for the configured origins, or none at all."""
+    options = cors_options(settings)
+    return [Middleware(CORSMiddleware, **options)] if options else []

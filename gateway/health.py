@@ -156,7 +156,7 @@ def sample_pool(database: Database) -> None:
     metrics.DB_POOL_CONNECTIONS.set(database.size)
     metrics.DB_POOL_IN_USE.set(database.in_use)
     metrics.DB_POOL_WAITING.set(database.waiting)
-    metrics.DB_POOL_MAX.set(database.pool.get_max_size())
+    metrics.DB_POOL_MAX.set(database.pool.max_size)
 
 
 async def _keep_fresh(samplers: Sequence[Callable[[], None]], readiness: Readiness) -> None:

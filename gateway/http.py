@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +52,7 @@ logger = logging.getLogger("gateway.http")
 
 REQUEST_ID_HEADER = "x-request-id"
 # Incoming request ids are kept only when they are plainly ids (they are echoed and logged).
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
 JSON_MEDIA_TYPES = ("application/json", "application/graphql-response+json")
 
 
@@ -97,20 +97,25 @@ class GraphQLEndpoint:
         self.compiler = Compiler(schema, root_resolvers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        request_id = _request_id(request)
+        # ASGI header names are lower-case already; one dict instead of a Headers scan per lookup.
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        request_id = _request_id(headers.get(b"x-request-id"))
         # The deadline cancels whatever is under way, database statements included.
         task = self.deadlines.begin()
         expired = False
         try:
             try:
-                response = await self._respond(request, request_id)
+                response = await self._respond(scope, receive, headers, request_id)
             except ClientDisconnect:
                 # The client left before its request arrived whole: nobody to answer.
                 note_outcome("CLIENT_DISCONNECTED")
                 return
             except GatewayError as error:
                 response = error_response(error.message, error.extensions, error.http_status, error.headers)
+            except Exception:
+                logger.exception("unexpected error, request id %s", request_id)
+                message = f"Internal server error (request id {request_id})"
+                response = error_response(message, {"code": INTERNAL_SERVER_ERROR, "requestId": request_id}, 500)
             finally:
                 expired = self.deadlines.end(task)
         except asyncio.CancelledError:
@@ -125,21 +130,23 @@ class GraphQLEndpoint:
         response.headers[REQUEST_ID_HEADER] = request_id
         await response(scope, receive, send)
 
-    async def _respond(self, request: Request, request_id: str) -> Response:
-        if request.method == "GET":
+    async def _respond(self, scope: Scope, receive: Receive, headers: dict[bytes, bytes], request_id: str) -> Response:
+        method = scope["method"]
+        if method == "GET":
+            request = Request(scope, receive)
             if _wants_graphiql(request):
                 if not self.graphiql:
                     raise NotFound("GraphiQL is not enabled on this server")
                 return HTMLResponse(graphiql_page(api_key=self.settings.demo_api_key, example_query=self.example_query))
-            size = len(request.scope["query_string"])
+            size = len(scope["query_string"])
             if size > self.limits.max_body_bytes:
                 error = PayloadTooLarge(f"the query string is longer than {self.limits.max_body_bytes} bytes")
                 return error_response(error.message, error.extensions, 414)
             graphql_request = _from_query_string(request)
-        elif request.method == "POST":
-            body = await read_body(request, self.limits.max_body_bytes)
+        elif method == "POST":
+            body = await read_body(receive, headers.get(b"content-length"), self.limits.max_body_bytes)
             size = len(body)
-            graphql_request = _from_body(request, body)
+            graphql_request = _from_body(headers.get(b"content-type"), body)
         else:
             return error_response(
                 "GraphQL is served over GET and POST", {"code": BadRequest.code}, 405, {"allow": "GET, POST"}
@@ -150,8 +157,11 @@ class GraphQLEndpoint:
             message = f"a string in `variables` is longer than {self.limits.max_string_length} characters"
             return error_response(message, {"code": BadUserInput.code}, 400)
 
-        state: AppState = request.state.gateway
-        caller = await self.gatekeeper.admit(request.headers.get("authorization"), state.authenticator)
+        state: AppState = scope["state"]["gateway"]
+        authorization = headers.get(b"authorization")
+        caller = await self.gatekeeper.admit(
+            authorization.decode("latin-1") if authorization is not None else None, state.authenticator
+        )
         context = Context(
             settings=self.settings,
             database=state.database,
@@ -159,7 +169,7 @@ class GraphQLEndpoint:
             request_id=request_id,
             customer_id=caller.customer_id,
         )
-        status, body = await self.execute(graphql_request, context, is_get=request.method == "GET")
+        status, body = await self.execute(graphql_request, context, is_get=method == "GET")
         note_result(context.org_id, body)
         return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
@@ -251,8 +261,8 @@ def _from_query_string(request: Request) -> GraphQLRequest:
     )
 
 
-def _from_body(request: Request, data: bytes) -> GraphQLRequest:
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+def _from_body(content_type: bytes | None, data: bytes) -> GraphQLRequest:
+    media_type = (content_type or b"").decode("latin-1").split(";", 1)[0].strip().lower()
     if media_type not in JSON_MEDIA_TYPES:
         raise BadRequest("send the request as JSON (Content-Type: application/json)")
     body = _parse_json(data, "body")
@@ -284,11 +294,11 @@ def _graphql_request(raw: dict[str, Any]) -> GraphQLRequest:
     return GraphQLRequest(query, variables, operation_name)
 
 
-def _request_id(request: Request) -> str:
-    incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    if _REQUEST_ID.fullmatch(incoming):
-        return incoming
-    return uuid.uuid4().hex
+def _request_id(incoming: bytes | None) -> str:
+    if incoming is not None and _REQUEST_ID.fullmatch(incoming):
+        return incoming.decode("ascii")
+    # 128 random bits as 32 hex digits, like uuid4().hex without building a UUID.
+    return os.urandom(16).hex()
 
 
 # What graphql-core may keep as the cause of an error in the client's document or variables.

@@ -25,7 +25,8 @@ from graphql import (
 )
 from graphql.language import SKIP
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
 from gateway.config import Settings
 from gateway.errors import BadRequest, BadUserInput, GatewayError, PayloadTooLarge, QueryTooComplex
@@ -101,20 +102,18 @@ def configuration_problems(settings: Settings) -> list[str]:
     return problems
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(receive: Receive, content_length: bytes | None, limit: int) -> bytes:
     """The request body, refused (PAYLOAD_TOO_LARGE) as soon as it is known to be over the limit.
 
     A declared Content-Length over the limit is refused before anything is
     read; a longer or chunked body is cut off at the first chunk past the
     limit, so at most about `limit` bytes are ever held.
     """
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
+    if content_length is not None:
+        if not content_length.isdigit():
             raise BadRequest("the Content-Length header is not a number")
-        if int(declared) > limit:
+        if int(content_length) > limit:
             raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-    receive = request.receive
     message = await receive()
     if message["type"] == "http.disconnect":
         raise ClientDisconnect()

@@ -1,12 +1,13 @@
-"""The asyncpg connection pool, and how its failures reach clients."""
+"""The connection pool, and how its failures reach clients."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections import deque
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 import asyncpg
 
@@ -47,31 +48,181 @@ _UNREACHABLE = DB_UNAVAILABLE.labels(reason="unreachable")
 _STATEMENT_TIMEOUT = DB_UNAVAILABLE.labels(reason="statement_timeout")
 
 
-async def create_pool(database_url: str, settings: Settings) -> asyncpg.Pool:
+async def create_pool(database_url: str, settings: Settings) -> ConnectionPool:
     """The pool requests use: every statement bounded in time, on the server and in the client.
 
-    It opens no connection yet (min_size 0), so it is created even while the
-    database is down; connections are opened on demand, and again after the
-    database comes back. Database.warm_up opens settings.pool_min_size of
-    them once the database is there.
+    It opens no connection yet, so it is created even while the database is
+    down; connections are opened on demand, and again after the database
+    comes back. Database.warm_up opens settings.pool_min_size of them once
+    the database is there.
     """
-    pool = await asyncpg.create_pool(
+    connect = partial(
+        asyncpg.connect,
         database_url,
-        min_size=0,
-        max_size=settings.pool_max_size,
         command_timeout=settings.statement_timeout + _CLIENT_GRACE,
-        reset=_keep_session,
         server_settings={**SERVER_SETTINGS, "statement_timeout": str(int(settings.statement_timeout * 1000))},
     )
-    assert pool is not None
-    return pool
+    return ConnectionPool(connect, settings.pool_max_size)
 
 
-async def _keep_session(connection: asyncpg.Connection) -> None:
-    """Pool connections are only used for single read statements: no cursors,
-    LISTEN, SET or advisory locks to undo, so asyncpg's reset query (a round
-    trip on every release) is skipped. asyncpg still rolls back an open
-    transaction by itself."""
+class ConnectionPool:
+    """Up to max_size asyncpg connections, each lent to one user at a time.
+
+    Smaller than asyncpg.Pool on purpose: lending an idle connection and
+    taking it back cost no task, timer or round trip (asyncpg's pool wraps
+    every acquire in wait_for and every release in shield, a task each, and
+    re-arms an inactivity timer). What it needs no more of: connections here
+    only run single read statements, so there is no session state to reset.
+    A connection that failed is terminated rather than lent again.
+    """
+
+    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], max_size: int) -> None:
+        if max_size < 1:
+            raise ValueError("a pool needs room for at least one connection")
+        self.max_size = max_size
+        self._connect = connect
+        # Most recently returned last: the busiest connections stay warm.
+        self._idle: list[asyncpg.Connection] = []
+        self._lent: set[asyncpg.Connection] = set()
+        self._opening = 0
+        # Each waiter is handed a connection, or None: "a place is free, open one".
+        self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
+        self._closing = False
+        self._returned = asyncio.Event()
+
+    @property
+    def size(self) -> int:
+        """Connections open or being opened (an idle one the server has closed counts until it is next met)."""
+        return len(self._idle) + len(self._lent) + self._opening
+
+    @property
+    def in_use(self) -> int:
+        return len(self._lent)
+
+    def lend_idle(self) -> asyncpg.Connection | None:
+        """An idle open connection at once, or None."""
+        idle = self._idle
+        while idle:
+            connection = idle.pop()
+            if not connection.is_closed():
+                self._lent.add(connection)
+                return connection
+        return None
+
+    async def acquire(self, within: float) -> asyncpg.Connection:
+        """A connection within `within` seconds: an idle one, a new one, or the next one returned.
+
+        Raises TimeoutError, asyncpg.InterfaceError once the pool is closing, or whatever opening a connection raised.
+        """
+        if self._closing:
+            raise asyncpg.InterfaceError("the connection pool is closing")
+        connection = self.lend_idle()
+        if connection is not None:
+            return connection
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            if self.size < self.max_size:
+                async with asyncio.timeout_at(deadline):
+                    return await self._open()
+            handed = await self._wait(loop, deadline)
+            if handed is not None:
+                return handed
+
+    def release(self, connection: asyncpg.Connection, *, reusable: bool = True) -> None:
+        """Take a lent connection back; one that is not reusable is terminated and its place freed."""
+        if connection not in self._lent:
+            return
+        if reusable and not connection.is_closed():
+            if not self._closing:
+                while self._waiters:
+                    waiter = self._waiters.popleft()
+                    if not waiter.done():
+                        waiter.set_result(connection)  # it stays lent, now to the waiter
+                        return
+            self._lent.discard(connection)
+            self._idle.append(connection)
+        else:
+            self._lent.discard(connection)
+            connection.terminate()
+            self._free_place()
+        if self._closing:
+            self._returned.set()
+
+    async def close(self, grace: float = 10.0) -> bool:
+        """Stop lending, wait up to grace seconds for lent connections, close all; False if some had to be
+        terminated."""
+        self._closing = True
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(asyncpg.InterfaceError("the connection pool is closing"))
+        try:
+            async with asyncio.timeout(grace):
+                while self._lent:
+                    self._returned.clear()
+                    await self._returned.wait()
+                idle, self._idle = self._idle, []
+                await asyncio.gather(*(connection.close() for connection in idle), return_exceptions=True)
+        except TimeoutError:
+            self.terminate()
+            return False
+        return True
+
+    def terminate(self) -> None:
+        """Close every connection at once, lent or not."""
+        self._closing = True
+        for connection in [*self._idle, *self._lent]:
+            connection.terminate()
+        self._idle.clear()
+        self._lent.clear()
+
+    async def _open(self) -> asyncpg.Connection:
+        self._opening += 1
+        try:
+            connection = await self._connect()
+        except BaseException:
+            self._opening -= 1
+            self._free_place()
+            raise
+        self._opening -= 1
+        if self._closing:
+            connection.terminate()
+            raise asyncpg.InterfaceError("the connection pool is closing")
+        self._lent.add(connection)
+        return connection
+
+    async def _wait(self, loop: asyncio.AbstractEventLoop, deadline: float) -> asyncpg.Connection | None:
+        # Under load most requests wait here: one timer handle is cheaper than an asyncio.timeout() block.
+        waiter: asyncio.Future[asyncpg.Connection | None] = loop.create_future()
+        timer = loop.call_at(deadline, _time_out, waiter)
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except BaseException:
+            # Handed something just as this caller gave up (timeout, cancellation): pass it on.
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                handed = waiter.result()
+                if handed is None:
+                    self._free_place()
+                else:
+                    self.release(handed)
+            raise
+        finally:
+            timer.cancel()
+
+    def _free_place(self) -> None:
+        """A connection is gone: the first caller still waiting may open a new one."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+
+def _time_out(waiter: asyncio.Future[asyncpg.Connection | None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 def _ignore(seconds: float) -> None:
@@ -89,7 +240,7 @@ class Database:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: ConnectionPool,
         acquire_timeout: float,
         *,
         ready: bool = True,
@@ -102,75 +253,84 @@ class Database:
         # Calls waiting for a connection right now (the pool's queue).
         self.waiting = 0
 
-    @asynccontextmanager
-    async def connection(self, acquire_timeout: float | None = None) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection; an unreachable database becomes SERVICE_UNAVAILABLE within the timeout."""
-        if not self.ready:
-            _NOT_READY.inc()
-            raise ServiceUnavailable("the database is not ready yet; try again shortly")
-        self.waiting += 1
-        try:
-            acquired = await self.pool.acquire(timeout=acquire_timeout or self.acquire_timeout)
-        except TimeoutError as error:
-            _ACQUIRE_TIMEOUT.inc()
-            raise ServiceUnavailable("the database did not answer in time; try again shortly") from error
-        except CONNECTION_ERRORS as error:
-            _UNREACHABLE.inc()
-            raise ServiceUnavailable("the database cannot be reached; try again shortly") from error
-        finally:
-            self.waiting -= 1
-        started = time.perf_counter()
-        try:
-            try:
-                yield acquired
-            except _BROKEN:
-                # The connection failed mid-operation: its state is unknown (a shutting-down server may
-                # still have to close it), so it is dropped rather than lent to the next request.
-                acquired.terminate()
-                raise
-            finally:
-                self.on_query(time.perf_counter() - started)
-                # Releasing may fail too (waiting for a cancelled statement to end): mapped below.
-                await self.pool.release(acquired)
-        except CONNECTION_ERRORS as error:
-            # Also the client's command timeout (TimeoutError): the server stopped answering.
-            _UNREACHABLE.inc()
-            raise ServiceUnavailable("the database cannot be reached; try again shortly") from error
-        except asyncpg.InternalClientError as error:
-            # A connection left mid-operation by a failure the client had not seen yet.
-            _UNREACHABLE.inc()
-            raise ServiceUnavailable("the database cannot be reached; try again shortly") from error
-        except asyncpg.QueryCanceledError as error:  # statement_timeout
-            _STATEMENT_TIMEOUT.inc()
-            raise ServiceUnavailable("the database did not answer in time; try again shortly") from error
+    def connection(self, acquire_timeout: float | None = None) -> Lease:
+        """`async with database.connection() as connection:` a pooled connection; an unreachable database
+        becomes SERVICE_UNAVAILABLE within the timeout."""
+        return Lease(self, acquire_timeout or self.acquire_timeout)
 
     @property
     def size(self) -> int:
         """Open connections."""
-        return self.pool.get_size()
+        return self.pool.size
 
     @property
     def in_use(self) -> int:
-        return self.pool.get_size() - self.pool.get_idle_size()
+        return self.pool.in_use
 
     async def warm_up(self, connections: int) -> None:
         """Open up to `connections` connections now rather than on the first requests."""
-        count = min(connections, self.pool.get_max_size())
+        count = min(connections, self.pool.max_size)
         if count <= 0:
             return
         opened = await asyncio.gather(
-            *(self.pool.acquire(timeout=self.acquire_timeout) for _ in range(count)), return_exceptions=True
+            *(self.pool.acquire(self.acquire_timeout) for _ in range(count)), return_exceptions=True
         )
         for connection in opened:
             if isinstance(connection, BaseException):
                 logger.debug("could not open a connection ahead of time: %s", type(connection).__name__)
             else:
-                await self.pool.release(connection)
+                self.pool.release(connection)
 
     async def close(self, grace: float) -> None:
         """Close the pool: gracefully within grace seconds (connections still lent are waited for), then by force."""
-        try:
-            await asyncio.wait_for(self.pool.close(), grace)
-        except TimeoutError:
+        if not await self.pool.close(grace):
             logger.warning("database connections were still in use after %.0f s; closing them", grace)
-            self.pool.terminate()
+
+
+class Lease:
+    """One use of a pooled connection (Database.connection), and how its failures reach clients."""
+
+    __slots__ = ("_connection", "_database", "_started", "_timeout")
+
+    def __init__(self, database: Database, timeout: float) -> None:
+        self._database = database
+        self._timeout = timeout
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        database = self._database
+        if not database.ready:
+            _NOT_READY.inc()
+            raise ServiceUnavailable("the database is not ready yet; try again shortly")
+        connection = database.pool.lend_idle()
+        if connection is None:
+            database.waiting += 1
+            try:
+                connection = await database.pool.acquire(self._timeout)
+            except TimeoutError as error:
+                _ACQUIRE_TIMEOUT.inc()
+                raise ServiceUnavailable("the database did not answer in time; try again shortly") from error
+            except CONNECTION_ERRORS as error:
+                _UNREACHABLE.inc()
+                raise ServiceUnavailable("the database cannot be reached; try again shortly") from error
+            finally:
+                database.waiting -= 1
+        self._connection = connection
+        self._started = time.perf_counter()
+        return connection
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, _: object) -> None:
+        database = self._database
+        database.on_query(time.perf_counter() - self._started)
+        # A broken connection is dropped. One whose statement was cancelled (a deadline) stays: asyncpg has
+        # asked the server to cancel it, and the connection's next statement first waits for that to end.
+        reusable = not isinstance(error, _BROKEN)
+        database.pool.release(self._connection, reusable=reusable)
+        if error is None:
+            return
+        if isinstance(error, _BROKEN):
+            # Also the client's command timeout (TimeoutError): the server stopped answering.
+            _UNREACHABLE.inc()
+            raise ServiceUnavailable("the database cannot be reached; try again shortly") from error
+        if isinstance(error, asyncpg.QueryCanceledError):  # statement_timeout
+            _STATEMENT_TIMEOUT.inc()
+            raise ServiceUnavailable("the database did not answer in time; try again shortly") from error

@@ -20,7 +20,7 @@ from graphql.execution.values import VariableValues
 
 from gateway.config import Settings
 from gateway.context import Context
-from gateway.db.pool import Database, create_pool
+from gateway.db.pool import ConnectionPool, Database, create_pool
 from gateway.execution.compiler import Compiler, Plan
 from gateway.execution.documents import Document
 from gateway.http import GraphQLEndpoint, GraphQLRequest, format_error
@@ -166,7 +166,7 @@ def world(database_url: str) -> Iterator[World]:
         max_string_length=1_000_000,
     )
 
-    async def open_pool() -> asyncpg.Pool:
+    async def open_pool() -> ConnectionPool:
         connection = await asyncpg.connect(database_url)
         try:
             await seed(connection)

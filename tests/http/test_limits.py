@@ -18,7 +18,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from graphql import get_introspection_query
 
-from gateway.app import create_app
+from gateway.app import Gateway, create_app
 from gateway.config import Settings
 from gateway.deadline import Deadlines, absorb_late_cancellation
 from gateway.http import GraphQLEndpoint
@@ -76,13 +76,8 @@ async def app(settings: Settings, connection: asyncpg.Connection) -> AsyncIterat
             yield App(client, endpoint, seed, key)
 
 
-def graphql_endpoint(application: Any) -> GraphQLEndpoint:
-    """The app's GraphQLEndpoint, under whatever wraps it."""
-    route = next(route for route in application.routes if getattr(route, "path", "") == "/graphql")
-    candidate = route.endpoint
-    while not isinstance(candidate, GraphQLEndpoint):
-        candidate = candidate.app
-    return candidate
+def graphql_endpoint(application: Gateway) -> GraphQLEndpoint:
+    return application.endpoint
 
 
 def refusal(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -494,6 +489,21 @@ async def test_a_fault_in_the_database_is_masked_with_a_request_id_that_the_log_
     assert logged, caplog.text
     assert logged[0].exc_info is not None
     assert isinstance(logged[0].exc_info[1], asyncpg.UndefinedTableError)
+
+
+async def test_a_fault_outside_execution_is_a_json_500_with_a_request_id(app, monkeypatch, caplog):
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(app.endpoint, "execute", broken)
+    with caplog.at_level(logging.ERROR, logger="gateway.http"):
+        response = await app.post({"query": LOOKUP}, **{"x-request-id": "fault-43"})
+    body = refusal(response, 500, "INTERNAL_SERVER_ERROR")
+    assert body["errors"][0]["extensions"]["requestId"] == "fault-43"
+    assert response.headers["x-request-id"] == "fault-43"
+    assert "secret internals" not in response.text
+    logged = [record for record in caplog.records if "fault-43" in record.getMessage()]
+    assert logged and isinstance(logged[0].exc_info[1], RuntimeError), caplog.text
 
 
 # --- the deadline's bookkeeping -----------------------------------------------------------------------------------
