@@ -1,26 +1,42 @@
-"""EXPLAIN (ANALYZE, BUFFERS) of the gateway's lookup statement (gateway/db/sql/fetch_balances.sql).
+"""The database's side of a lookup: EXPLAIN of the gateway's statement, or its cost per execution.
 
-    python bench/explain.py [--customers 1000000] [--lookups 1] [--database-url URL]
+    python bench/explain.py [--customers 1000000] [--lookups 1] [--general] [--database-url URL]
+    python bench/explain.py --compare [--runs 5000] [--rounds 3] [--customers 1000000]
 
 Without --database-url it starts the bench's database for that size (bench/.work/pg-N, loaded by an
-earlier `python bench/run.py --customers N`) and stops it afterwards. It picks real identifiers, runs
-the statement a few times to warm the caches, then prints the plan twice: as planned for these
-parameter values (custom plan) and as the generic plan a prepared statement settles on after five
-executions (forced with plan_cache_mode = force_generic_plan), which is what the gateway runs.
+earlier `python bench/run.py --customers N`) and stops it afterwards. It picks real identifiers (one
+per lookup, no account, default program: the bench's request).
+
+By default it prints EXPLAIN (ANALYZE, BUFFERS) of the statement the gateway runs for that batch
+(fetch_customer_balance.sql for one lookup, fetch_balances.sql for more; --general: always the
+latter), twice: as planned for these parameter values (custom plan) and as the generic plan a
+prepared statement settles on after five executions, which is what the gateway runs when the
+planner finds it no dearer. The generic plan is shown through PREPARE and EXPLAIN EXECUTE: an
+EXPLAIN with bound parameters is always planned for their values.
+
+--compare times the one-lookup case instead: fetch_balances.sql against fetch_customer_balance.sql,
+each prepared on one connection (jit off) and run --runs times per round over sampled identifiers,
+rounds alternating. Per statement it reports the median round trip (µs) and the server backend's
+CPU per execution (user + system time of its process, read with psutil: so run it on the
+database's machine), and how many generic and custom plans PostgreSQL made for it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import sys
+import time
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 
 import asyncpg
+import psutil
 
 from database import WORK_DIR, embedded_postgres, install_signal_handlers
-from floor import FETCH_BALANCES, fetch_arguments
+from floor import FETCH_BALANCES, FETCH_CUSTOMER_BALANCE, customer_balance_arguments, fetch_arguments, lookup_statement
 
 _PICK = """
 SELECT i.org_id, i.source, i.type, i.value
@@ -32,31 +48,129 @@ ORDER BY i.customer_id DESC
 LIMIT $1
 """
 
+# Identifiers of every org, spread over the table (the bench's samples are drawn the same way).
+_SAMPLE = """
+SELECT i.org_id, i.source, i.type, i.value
+FROM customer_identifiers i TABLESAMPLE SYSTEM (1) REPEATABLE (7)
+JOIN orgs o ON o.org_id = i.org_id
+WHERE i.account_id = '' AND (NOT o.dual_eligibility OR i.type = o.primary_identifier)
+LIMIT $1
+"""
 
-async def explain(url: str, lookups: int) -> str:
+
+async def explain(url: str, lookups: int, general: bool) -> str:
     connection = await asyncpg.connect(url, server_settings={"jit": "off"})
     try:
         rows = await connection.fetch(_PICK, lookups)
         if len(rows) < lookups:
             raise SystemExit("not enough identifiers: is the database loaded?")
-        args = fetch_arguments(rows[0]["org_id"], [(r["source"], "", [(r["type"], r["value"], None)]) for r in rows])
-        shown = [f"-- {lookups} lookup(s), org {args[0]}: " + ", ".join(f"{r['type']} {r['value']}" for r in rows)]
+        batch = [(r["source"], "", [(r["type"], r["value"], None)]) for r in rows]
+        org_id = rows[0]["org_id"]
+        statement, args = (
+            (FETCH_BALANCES, fetch_arguments(org_id, batch)) if general else lookup_statement(org_id, batch)
+        )
+        name = "fetch_balances.sql" if statement is FETCH_BALANCES else "fetch_customer_balance.sql"
+        shown = [
+            f"-- {name}, {lookups} lookup(s), org {org_id}: " + ", ".join(f"{r['type']} {r['value']}" for r in rows)
+        ]
+        prepared = await connection.prepare(statement)
         for _ in range(5):
-            await connection.fetch(FETCH_BALANCES, *args)
-        for mode in ("force_custom_plan", "force_generic_plan"):
-            await connection.execute(f"SET plan_cache_mode = {mode}")
-            plan = await connection.fetch("EXPLAIN (ANALYZE, BUFFERS) " + FETCH_BALANCES, *args)
-            shown += ["", f"-- plan_cache_mode = {mode}", *(row[0] for row in plan)]
+            await prepared.fetch(*args)
+        plan = await connection.fetch("EXPLAIN (ANALYZE, BUFFERS) " + statement, *args)
+        shown += ["", "-- custom plan (for these values)", *(row[0] for row in plan)]
+        # Typed literals of the same values, for EXECUTE (which takes no bound parameters).
+        types = [
+            await connection.fetchval("SELECT format_type($1::oid, NULL)", t.oid) for t in prepared.get_parameters()
+        ]
+        literals = [
+            await connection.fetchval(f"SELECT quote_nullable($1::{type_})", value)
+            for type_, value in zip(types, args, strict=True)
+        ]
+        await connection.execute("SET plan_cache_mode = force_generic_plan")
+        await connection.execute(f"PREPARE lookup ({', '.join(types)}) AS {statement}")
+        values = ", ".join(f"{literal}::{type_}" for literal, type_ in zip(literals, types, strict=True))
+        plan = await connection.fetch(f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE lookup ({values})")
+        shown += ["", "-- generic plan (what a prepared statement runs)", *(row[0] for row in plan)]
         return "\n".join(shown)
     finally:
         await connection.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    round_trip_us: float  # median
+    backend_cpu_us: float  # per execution
+    generic_plans: int
+    custom_plans: int
+
+
+async def _time(url: str, statement: str, arguments: Sequence[Sequence[object]], runs: int) -> Cost:
+    connection = await asyncpg.connect(url, server_settings={"jit": "off"})
+    try:
+        backend = psutil.Process(await connection.fetchval("SELECT pg_backend_pid()"))
+        prepared = await connection.prepare(statement)
+        for args in arguments[:200]:  # past the five custom plans, and caches warm
+            await prepared.fetch(*args)
+        timings = []
+        before = backend.cpu_times()
+        for i in range(runs):
+            started = time.perf_counter()
+            await prepared.fetch(*arguments[i % len(arguments)])
+            timings.append(1e6 * (time.perf_counter() - started))
+        after = backend.cpu_times()
+        cpu = (after.user + after.system) - (before.user + before.system)
+        plans = await connection.fetchrow(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1", statement
+        )
+        assert plans is not None
+        return Cost(statistics.median(timings), 1e6 * cpu / runs, plans["generic_plans"], plans["custom_plans"])
+    finally:
+        await connection.close()
+
+
+async def compare(url: str, runs: int, rounds: int) -> str:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch(_SAMPLE, 5000)
+    finally:
+        await connection.close()
+    if len(rows) < 100:
+        raise SystemExit("not enough identifiers: is the database loaded?")
+    identifiers = [(r["org_id"], r["source"], (r["type"], r["value"], None)) for r in rows]
+    contenders = {
+        "fetch_balances.sql": (FETCH_BALANCES, [fetch_arguments(o, [(s, "", [i])]) for o, s, i in identifiers]),
+        "fetch_customer_balance.sql": (
+            FETCH_CUSTOMER_BALANCE,
+            [customer_balance_arguments(o, s, "", i) for o, s, i in identifiers],
+        ),
+    }
+    costs: dict[str, list[Cost]] = {name: [] for name in contenders}
+    for round_number in range(rounds):
+        order = list(contenders) if round_number % 2 == 0 else list(reversed(contenders))
+        for name in order:
+            costs[name].append(await _time(url, *contenders[name], runs))
+    shown = [
+        f"-- one customer lookup, one identifier, default program: {len(identifiers)} identifiers, "
+        f"{runs:,} executions x {rounds} rounds (medians over rounds)",
+        f"{'statement':28}  {'round trip µs':>13}  {'backend CPU µs':>14}  plans (generic/custom)",
+    ]
+    for name, measured in costs.items():
+        round_trip = statistics.median(c.round_trip_us for c in measured)
+        cpu = statistics.median(c.backend_cpu_us for c in measured)
+        plans = ", ".join(f"{c.generic_plans}/{c.custom_plans}" for c in measured)
+        shown.append(f"{name:28}  {round_trip:13.1f}  {cpu:14.1f}  {plans}")
+    return "\n".join(shown)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=1_000_000, help="which bench database (default 1000000)")
     parser.add_argument("--lookups", type=int, default=1, help="lookups in the batch (default 1)")
-    parser.add_argument("--database-url", help="explain on this database instead")
+    parser.add_argument("--general", action="store_true", help="explain fetch_balances.sql even for one lookup")
+    parser.add_argument("--compare", action="store_true", help="time both statements for one lookup instead")
+    parser.add_argument("--runs", type=int, default=5000, help="--compare: executions per round (default 5000)")
+    parser.add_argument("--rounds", type=int, default=3, help="--compare: rounds per statement (default 3)")
+    parser.add_argument("--database-url", help="use this database instead")
     args = parser.parse_args(argv)
     install_signal_handlers()
     with ExitStack() as stack:
@@ -66,7 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"no bench database for {args.customers} customers: run bench/run.py first", file=sys.stderr)
                 return 1
             url = stack.enter_context(embedded_postgres(f"pg-{args.customers}", fresh=False)).url
-        print(asyncio.run(explain(url, args.lookups)))
+        if args.compare:
+            print(asyncio.run(compare(url, args.runs, args.rounds)))
+        else:
+            print(asyncio.run(explain(url, args.lookups, args.general)))
     return 0
 
 

@@ -2,9 +2,10 @@
 
 Starlette + asyncpg + orjson. It reads the same request body as the gateway
 (only its variables: the query text is not parsed), checks the API key in an
-in-memory dict (the gateway caches keys too), runs the gateway's own
-fetch_balances.sql with the parameters the gateway would pass (one prepared
-statement, cached by asyncpg) and answers with the same JSON shape. What the
+in-memory dict (the gateway caches keys too), runs the statement the gateway
+runs for that lookup with the parameters the gateway would pass (one prepared
+statement, cached by asyncpg): fetch_customer_balance.sql for one identifier,
+fetch_balances.sql for several. It answers with the same JSON shape. What the
 gateway spends beyond this is the price of its GraphQL layer.
 
 Its pool hands connections back without asyncpg's default reset query
@@ -36,13 +37,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-FETCH_BALANCES = files("gateway.db.sql").joinpath("fetch_balances.sql").read_text(encoding="utf-8")
-PARAMETER_COUNT = max(int(number) for number in re.findall(r"\$(\d+)", FETCH_BALANCES))
-# $1-$10 describe the lookups (see the statement's header); any later ones are optional narrowings
-# (such as $11, the one customer an end user may see) for which NULL means none.
-_LOOKUP_PARAMETERS = 10
-if PARAMETER_COUNT < _LOOKUP_PARAMETERS:
-    raise RuntimeError(f"fetch_balances.sql takes {PARAMETER_COUNT} parameters; the floor knows {_LOOKUP_PARAMETERS}")
+
+def _statement(name: str, known: int) -> tuple[str, int]:
+    """A statement of the gateway's and how many parameters it takes. The first `known` describe the lookups
+    (see the statement's header); any later ones are optional narrowings (such as the one customer an end user
+    may see) for which NULL means none."""
+    text = files("gateway.db.sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+    count = max(int(number) for number in re.findall(r"\$(\d+)", text))
+    if count < known:
+        raise RuntimeError(f"{name}.sql takes {count} parameters; the floor knows {known}")
+    return text, count
+
+
+# Any batch of lookups; and the one the gateway runs instead for one customer lookup with one identifier.
+FETCH_BALANCES, PARAMETER_COUNT = _statement("fetch_balances", 10)
+FETCH_CUSTOMER_BALANCE, CUSTOMER_PARAMETER_COUNT = _statement("fetch_customer_balance", 8)
 ZERO = Decimal("0.000")
 
 # One sent identifier: (type, normalised value, parsed entity id or None).
@@ -70,6 +79,24 @@ def fetch_arguments(org_id: int, lookups: Sequence[tuple[str, str, Sequence[Sent
         [entity_id for _, _, entity_id in sent],
     ]
     return arguments + [None] * (PARAMETER_COUNT - len(arguments))
+
+
+def customer_balance_arguments(org_id: int, source: str, account_id: str, identifier: SentIdentifier) -> list[object]:
+    """fetch_customer_balance.sql's arguments for one customer lookup with one identifier in the default program,
+    exactly as the gateway builds them."""
+    type_, value, entity_id = identifier
+    arguments: list[object] = [org_id, source, account_id, None, False, type_, value, entity_id]
+    return arguments + [None] * (CUSTOMER_PARAMETER_COUNT - len(arguments))
+
+
+def lookup_statement(
+    org_id: int, lookups: Sequence[tuple[str, str, Sequence[SentIdentifier]]]
+) -> tuple[str, list[object]]:
+    """The statement the gateway runs for these customer lookups in the default program, and its arguments."""
+    if len(lookups) == 1 and len(lookups[0][2]) == 1:
+        source, account_id, (identifier,) = lookups[0]
+        return FETCH_CUSTOMER_BALANCE, customer_balance_arguments(org_id, source, account_id, identifier)
+    return FETCH_BALANCES, fetch_arguments(org_id, lookups)
 
 
 _KEYS: dict[str, int] = {}
@@ -118,30 +145,14 @@ async def graphql(request: Request) -> Response:
     if org_id is None:
         return _error("the API key is not valid", "UNAUTHENTICATED", 401)
     variables = orjson.loads(await request.body())["variables"]
-    types: list[str] = []
-    values: list[str] = []
-    entity_ids: list[int | None] = []
+    sent: list[SentIdentifier] = []
     for identifier in variables["ids"]:
         type_ = IdentifierType(identifier["type"])
         value = normalise(type_, identifier["value"])
-        types.append(type_.value)
-        values.append(value)
-        entity_ids.append(parse_entity_id(value) if type_ in ENTITY_ID_TYPES else None)
+        sent.append((type_.value, value, parse_entity_id(value) if type_ in ENTITY_ID_TYPES else None))
+    statement, arguments = lookup_statement(org_id, [(variables["source"], variables.get("accountId") or "", sent)])
     pool: asyncpg.Pool = request.app.state.pool
-    rows = await pool.fetch(
-        FETCH_BALANCES,
-        org_id,
-        ["CUSTOMER"],
-        [variables["source"]],
-        [variables.get("accountId") or ""],
-        [None],
-        [False],
-        [1] * len(types),
-        types,
-        values,
-        entity_ids,
-        None,  # $11: an API key's request, not restricted to one end user
-    )
+    rows = await pool.fetch(statement, *arguments)  # an API key's request: no end-user narrowing
     balance = _balance(rows)
     if balance is None:
         return _error("no customer matches the identifiers", "CUSTOMER_NOT_FOUND")

@@ -232,7 +232,8 @@ def contender_lines(args: argparse.Namespace, with_peer: bool) -> list[str]:
         f"- **gateway-1w / gateway-{args.workers}w**: `loyalty-gateway serve --workers 1` / `--workers "
         f"{args.workers}` (uvicorn; every request authenticated by its org's API key)",
         "- **floor**: `bench/floor.py`, starlette + asyncpg + orjson under uvicorn (uvloop, httptools), 1 worker: "
-        "the same body, the same SQL (gateway/db/sql/fetch_balances.sql) with the same parameters, the same "
+        "the same body, the same SQL as the gateway (gateway/db/sql/fetch_customer_balance.sql for one identifier) "
+        "with the same parameters, the same "
         "JSON answer, API keys checked in a dict; no GraphQL",
     ]
     if with_peer:

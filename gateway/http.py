@@ -312,7 +312,7 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     if isinstance(original, GatewayError):
         formatted["message"] = original.message
         extensions = original.extensions
-    elif isinstance(original, _INPUT_ERRORS) and error.path is None:
+    elif (isinstance(original, _INPUT_ERRORS) and error.path is None) or _is_argument_error(error):
         # GraphQL's own syntax, validation and variable errors: the client's to fix
         # (graphql-core keeps the inner error of a value it could not read as original_error,
         # e.g. a ValueError for an integer literal of more than 4300 digits).
@@ -332,6 +332,16 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     return formatted
 
 
+def _is_argument_error(error: GraphQLError) -> bool:
+    """graphql-core refusing an argument's value while the field runs: a valid document whose variable
+    holds null for an argument that takes none (`$all: Boolean` for `Boolean! = false`)."""
+    if error.path is None:  # validation's errors about arguments are validation errors
+        return False
+    if isinstance(error.original_error, GraphQLError):  # located at the field: the refusal is inside
+        error = error.original_error
+    return error.original_error is None and error.message.startswith("Argument '")
+
+
 def _graphql_error_code(error: GraphQLError) -> str:
     message = error.message
     if message.startswith("Syntax Error"):
@@ -341,5 +351,7 @@ def _graphql_error_code(error: GraphQLError) -> str:
         return InvalidEntityType.code
     # A variable's value the client sent; "Variable '$x' is never used" and the like are validation errors.
     if message.startswith("Variable '$") and " has invalid " in message:
+        return BadUserInput.code
+    if _is_argument_error(error):
         return BadUserInput.code
     return GRAPHQL_VALIDATION_FAILED

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import asyncpg
 
 from gateway.db.pool import Database
-from gateway.db.sql import FETCH_BALANCES
+from gateway.db.sql import FETCH_BALANCES, FETCH_CUSTOMER_BALANCE
 from gateway.domain.lookup import ZERO, Lookup, Matches, ProgramPoints
-from gateway.domain.vocabulary import IdentifierType
+from gateway.domain.vocabulary import EntityType, IdentifierType
 
 
 async def fetch_balances(
@@ -19,7 +19,41 @@ async def fetch_balances(
 
     With a customer_id (an end user's request) identifiers match only that
     customer and the fleets it heads: anyone else is as absent as a stranger.
+    One customer lookup by one identifier, nearly every request, runs a
+    leaner statement that returns the same rows.
     """
+    if len(lookups) == 1 and is_single_identifier_customer_lookup(lookups[0]):
+        statement, arguments = FETCH_CUSTOMER_BALANCE, customer_balance_arguments(org_id, lookups[0], customer_id)
+    else:
+        statement, arguments = FETCH_BALANCES, balances_arguments(org_id, lookups, customer_id)
+    async with database.connection() as connection:
+        rows = await connection.fetch(statement, *arguments)
+    return group_rows(rows, len(lookups))
+
+
+def is_single_identifier_customer_lookup(lookup: Lookup) -> bool:
+    """Whether fetch_customer_balance.sql can answer this lookup alone."""
+    return lookup.entity_type is EntityType.CUSTOMER and len(lookup.identifiers) == 1
+
+
+def customer_balance_arguments(org_id: int, lookup: Lookup, customer_id: int | None) -> list[object]:
+    """fetch_customer_balance.sql's arguments for a customer lookup with one identifier."""
+    (identifier,) = lookup.identifiers
+    return [
+        org_id,
+        lookup.source.value,
+        lookup.account_id,
+        lookup.program_id,
+        lookup.all_programs,
+        identifier.type.value,
+        identifier.value,
+        identifier.entity_id,
+        customer_id,
+    ]
+
+
+def balances_arguments(org_id: int, lookups: Sequence[Lookup], customer_id: int | None) -> list[object]:
+    """fetch_balances.sql's arguments for any batch of lookups."""
     identifier_lookups: list[int] = []
     identifier_types: list[str] = []
     identifier_values: list[str] = []
@@ -30,26 +64,22 @@ async def fetch_balances(
             identifier_types.append(identifier.type.value)
             identifier_values.append(identifier.value)
             identifier_entity_ids.append(identifier.entity_id)
-
-    async with database.connection() as connection:
-        rows = await connection.fetch(
-            FETCH_BALANCES,
-            org_id,
-            [lookup.entity_type.value for lookup in lookups],
-            [lookup.source.value for lookup in lookups],
-            [lookup.account_id for lookup in lookups],
-            [lookup.program_id for lookup in lookups],
-            [lookup.all_programs for lookup in lookups],
-            identifier_lookups,
-            identifier_types,
-            identifier_values,
-            identifier_entity_ids,
-            customer_id,
-        )
-    return _group(rows, len(lookups))
+    return [
+        org_id,
+        [lookup.entity_type.value for lookup in lookups],
+        [lookup.source.value for lookup in lookups],
+        [lookup.account_id for lookup in lookups],
+        [lookup.program_id for lookup in lookups],
+        [lookup.all_programs for lookup in lookups],
+        identifier_lookups,
+        identifier_types,
+        identifier_values,
+        identifier_entity_ids,
+        customer_id,
+    ]
 
 
-def _group(rows: Sequence[asyncpg.Record], count: int) -> list[Matches]:
+def group_rows(rows: Sequence[asyncpg.Record], count: int) -> list[Matches]:
     programs: list[list[ProgramPoints]] = [[] for _ in range(count)]
     heads: list[asyncpg.Record | None] = [None] * count
     for row in rows:

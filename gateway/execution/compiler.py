@@ -17,6 +17,7 @@ from operator import attrgetter
 from typing import Any
 
 from graphql import (
+    ArgumentNode,
     FieldNode,
     GraphQLEnumType,
     GraphQLError,
@@ -28,9 +29,12 @@ from graphql import (
     GraphQLScalarType,
     OperationDefinitionNode,
     OperationType,
+    VariableNode,
+    is_non_null_type,
+    is_required_argument,
     located_error,
 )
-from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+from graphql.execution.values import VariableValues, coerce_argument, get_argument_values, get_variable_values
 from graphql.language import Visitor, visit
 from strawberry.schema.schema import Schema as StrawberrySchema
 from strawberry.types.base import StrawberryObjectDefinition
@@ -74,6 +78,8 @@ class RootField:
     convert_arguments: Callable[[dict[str, Any]], dict[str, Any]] | None
     constant_arguments: dict[str, Any] | None  # when the arguments use no variables
     serialize: Serializer
+    # The coerced arguments read straight from the variables; None when they need graphql-core.
+    read_arguments: ArgumentReader | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +170,11 @@ class Compiler:
     @staticmethod
     def arguments(root: RootField, variables: VariableValues) -> dict[str, Any]:
         assert root.field is not None and root.convert_arguments is not None
-        return root.convert_arguments(get_argument_values(root.field, root.nodes[0], variables))
+        raw = root.read_arguments(variables.coerced) if root.read_arguments is not None else None
+        if raw is None:
+            # Not compiled, or a value graphql-core refuses: it says why.
+            raw = get_argument_values(root.field, root.nodes[0], variables)
+        return root.convert_arguments(raw)
 
     def _directive_key(
         self, document: Document, operation_name: str | None, variables: VariableValues
@@ -198,19 +208,13 @@ class Compiler:
                 convert = argument_converter(_strawberry_field(definition, name))
             except UnsupportedArgument as error:
                 raise NotCompilable(name) from error
-            root = RootField(
-                key,
-                tuple(nodes),
-                field,
-                resolver,
-                convert,
-                None,
-                self._value(field.type, query_type.name, name, nodes, document, variables),
-            )
+            serialize = self._value(field.type, query_type.name, name, nodes, document, variables)
+            root = RootField(key, tuple(nodes), field, resolver, convert, None, serialize)
             if not _uses_variables(nodes[0]):
-                root = RootField(
-                    key, root.nodes, field, resolver, convert, self.arguments(root, variables), root.serialize
-                )
+                root = RootField(key, root.nodes, field, resolver, convert, self.arguments(root, variables), serialize)
+            else:
+                reader = argument_reader(field, nodes[0])
+                root = RootField(key, root.nodes, field, resolver, convert, None, serialize, reader)
             roots.append(root)
         return Plan(tuple(roots))
 
@@ -264,6 +268,57 @@ class Compiler:
         return serialize_object
 
 
+ArgumentReader = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
+def argument_reader(field: GraphQLField, node: FieldNode) -> ArgumentReader | None:
+    """A function from coerced variables to the field's coerced arguments, as get_argument_values gives them,
+    or None when an argument nests variables inside a literal (graphql-core then reads every time).
+
+    Literals and defaults are read once, here; an argument that is a variable is the variable's
+    coerced value. When graphql-core would refuse the values (null or missing for a required
+    argument) the reader returns None, so that graphql-core's error is the one reported.
+    """
+    nodes = {argument.name.value: argument for argument in node.arguments}
+    constant: dict[str, Any] = {}
+    from_variables: list[tuple[str, str, bool, bool, dict[str, Any]]] = []
+    no_variables = VariableValues({}, {})
+    for name, definition in field.args.items():
+        argument = nodes.get(name)
+        out_name = definition.out_name or name
+        if argument is not None and isinstance(argument.value, VariableNode):
+            # When the variable is absent: the argument's default, if any (read as graphql-core does).
+            absent: dict[str, Any] = {}
+            if not is_required_argument(definition):
+                coerce_argument(absent, node, name, definition, argument, no_variables, None)
+            variable = argument.value.name.value
+            non_null = is_non_null_type(definition.type)
+            from_variables.append((out_name, variable, non_null, is_required_argument(definition), absent))
+        elif argument is not None and _uses_variables_in(argument):
+            return None
+        else:
+            try:
+                coerce_argument(constant, node, name, definition, argument, no_variables, None)
+            except GraphQLError:
+                return None
+
+    def read(coerced: dict[str, Any]) -> dict[str, Any] | None:
+        values = dict(constant)
+        for out_name, variable, non_null, required, absent in from_variables:
+            if variable in coerced:
+                value = coerced[variable]
+                if value is None and non_null:
+                    return None
+                values[out_name] = value
+            elif required:
+                return None
+            else:
+                values.update(absent)
+        return values
+
+    return read
+
+
 def _definition(type_: GraphQLObjectType) -> StrawberryObjectDefinition:
     definition = type_.extensions.get("strawberry-definition")
     if not isinstance(definition, StrawberryObjectDefinition):
@@ -295,6 +350,10 @@ def _nullable(serialize: Serializer) -> Serializer:
 
 
 def _uses_variables(node: FieldNode) -> bool:
+    return any(_uses_variables_in(argument) for argument in node.arguments)
+
+
+def _uses_variables_in(argument: ArgumentNode) -> bool:
     found = False
 
     class Finder(Visitor):
@@ -302,6 +361,5 @@ def _uses_variables(node: FieldNode) -> bool:
             nonlocal found
             found = True
 
-    for argument in node.arguments:
-        visit(argument, Finder())
+    visit(argument, Finder())
     return found

@@ -21,6 +21,27 @@ async def test_an_integer_literal_too_long_for_python_is_a_validation_error(gate
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+async def test_a_null_variable_for_an_argument_with_a_default_is_bad_user_input_not_a_fault(gateway, caplog):
+    # `$all: Boolean` may stand for `fetchDataForAllPrograms: Boolean! = false` (the default covers an
+    # absent variable), but an explicit null is refused while the field runs: the client's error, not ours.
+    await gateway.seed.org(1)
+    await gateway.seed.program(1, 10, default=True)
+    key = await gateway.seed.api_key(1)
+    query = """query ($all: Boolean) {
+      pointsBalance(identifiers: [{type: ID, value: "1"}], source: INSTORE, fetchDataForAllPrograms: $all) {
+        totalPoints
+      }
+    }"""
+    with caplog.at_level(logging.ERROR):
+        response = await gateway.query(query, {"all": None}, key=key)
+    body = response.json()
+    assert body["data"] == {"pointsBalance": None}
+    error = body["errors"][0]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT"}, body
+    assert "fetchDataForAllPrograms" in error["message"] and error["path"] == ["pointsBalance"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 async def test_an_incoming_request_id_that_is_not_plainly_an_id_is_replaced(gateway):
     response = await gateway.client.get("/healthz", headers={"x-request-id": "ok-123"})
     assert response.status_code == 200
