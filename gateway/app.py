@@ -7,6 +7,7 @@ routing and middleware.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from collections.abc import AsyncIterator
@@ -84,6 +85,9 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
             async with kept_ready(database_url, database, settings, [observer.sample]) as readiness:
                 # Lifespan state is copied into every request's `request.state`.
                 authenticator = ApiKeyAuthenticator(database, settings.api_key_cache_ttl)
+                # What is alive now (modules, the schema, compiled rules) lives as long as the process:
+                # out of the collector's generations, full collections stay short (and so do pauses).
+                gc.freeze()
                 yield {"gateway": AppState(database, authenticator), "readiness": readiness}
         finally:
             samplers.remove(pool_sampler)

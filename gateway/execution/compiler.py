@@ -228,21 +228,34 @@ class Compiler:
         variables: VariableValues,
     ) -> Serializer:
         if isinstance(type_, GraphQLNonNull):
-            inner = self._value(type_.of_type, parent_name, field_name, nodes, document, variables)
+            present = self._present(type_.of_type, parent_name, field_name, nodes, document, variables)
 
             def non_null(value: Any) -> Any:
                 if value is None:
                     raise NonNullViolation(parent_name, field_name)
-                return inner(value)
+                return present(value)
 
             return non_null
+        present = self._present(type_, parent_name, field_name, nodes, document, variables)
+        return lambda value: None if value is None else present(value)
+
+    def _present(
+        self,
+        type_: GraphQLOutputType,
+        parent_name: str,
+        field_name: str,
+        nodes: list[FieldNode],
+        document: Document,
+        variables: VariableValues,
+    ) -> Serializer:
+        """The serializer of a value that is not None."""
         if isinstance(type_, GraphQLList):
             item = self._value(type_.of_type, parent_name, field_name, nodes, document, variables)
-            return _nullable(lambda values: [item(value) for value in values])
+            return lambda values: [item(value) for value in values]
         if isinstance(type_, GraphQLScalarType | GraphQLEnumType):
-            return _nullable(type_.serialize)
+            return type_.serialize
         if isinstance(type_, GraphQLObjectType):
-            return _nullable(self._object(type_, nodes, document, variables))
+            return self._object(type_, nodes, document, variables)
         raise NotCompilable(str(type_))
 
     def _object(
@@ -343,10 +356,6 @@ def _constant(value: Any) -> Serializer:
 
 def _identity(value: Any) -> Any:
     return value
-
-
-def _nullable(serialize: Serializer) -> Serializer:
-    return lambda value: None if value is None else serialize(value)
 
 
 def _uses_variables(node: FieldNode) -> bool:

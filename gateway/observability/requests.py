@@ -54,6 +54,13 @@ def note_operation(operation: OperationDefinitionNode, org_id: int) -> None:
         record.org_id = org_id
 
 
+def note_request_id(request_id: str) -> None:
+    """The request's id (called by the endpoint first thing; it has checked a client's id is plainly one)."""
+    record = _CURRENT.get()
+    if record is not None:
+        record.request_id = request_id
+
+
 def note_outcome(code: str) -> None:
     """The request's outcome is this error code (the first one noted wins)."""
     record = _CURRENT.get()
@@ -150,10 +157,6 @@ class ObservedEndpoint:
         async def send_and_note(message: Message) -> None:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
-                for name, value in message.get("headers", ()):
-                    if name == b"x-request-id":
-                        record.request_id = safe_request_id(value.decode("latin-1"))
-                        break
             await send(message)
 
         try:
@@ -162,8 +165,11 @@ class ObservedEndpoint:
             # Cancelled before answering: the server is shutting down and the grace period is over.
             if not record.status:
                 record.outcome = "SERVICE_UNAVAILABLE"
+                start = _shutting_down(scope)
+                if record.request_id is None:
+                    record.request_id = safe_request_id(dict(start["headers"])[b"x-request-id"].decode("latin-1"))
                 with contextlib.suppress(Exception):
-                    await send_and_note(_shutting_down(scope))
+                    await send_and_note(start)
                     await send({"type": "http.response.body", "body": _SHUTTING_DOWN})
             raise
         finally:

@@ -29,16 +29,17 @@ class ProgramBalance:
 
     @classmethod
     def from_domain(cls, program: ProgramPoints) -> ProgramBalance:
+        main, delayed, external = program.main, program.delayed_accrual, program.external_trigger
+        promised = delayed + external
         return cls(
             program_id=program.program_id,
             program_name=program.program_name,
             is_default=program.is_default,
-            main_points=Points(program.main),
-            promised_points=Points(program.promised),
-            total_points=Points(program.total),
+            main_points=Points(main),
+            promised_points=Points(promised),
+            total_points=Points(main + promised),
             promised_points_breakup=PromisedPointsBreakup(
-                delayed_accrual_points=Points(program.delayed_accrual),
-                external_trigger_based_points=Points(program.external_trigger),
+                delayed_accrual_points=Points(delayed), external_trigger_based_points=Points(external)
             ),
         )
 
@@ -56,15 +57,17 @@ class PointsBalance:
 
     @classmethod
     def from_domain(cls, balance: Balance) -> PointsBalance:
+        # Each sum once (the domain's properties add up the programs on every read).
+        main, delayed, external = balance.main, balance.delayed_accrual, balance.external_trigger
+        promised = delayed + external
         return cls(
             entity_id=strawberry.ID(str(balance.entity_id)),
             entity_type=balance.entity_type,
-            main_points=Points(balance.main),
-            promised_points=Points(balance.promised),
-            total_points=Points(balance.total),
+            main_points=Points(main),
+            promised_points=Points(promised),
+            total_points=Points(main + promised),
             promised_points_breakup=PromisedPointsBreakup(
-                delayed_accrual_points=Points(balance.delayed_accrual),
-                external_trigger_based_points=Points(balance.external_trigger),
+                delayed_accrual_points=Points(delayed), external_trigger_based_points=Points(external)
             ),
             programs=[ProgramBalance.from_domain(p) for p in balance.programs],
             warnings=list(balance.warnings),
