@@ -19,6 +19,7 @@ BENCH_DATABASE_URL, BENCH_POOL_SIZE and BENCH_KEYS_FILE (JSON: key -> org id).
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -174,6 +175,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         server_settings={"application_name": "bench-floor", "jit": "off"},
         reset=None if os.environ.get("BENCH_FLOOR_POOL_RESET") == "default" else _keep_session,
     )
+    # As the gateway does: what is alive at start stays out of the collector's generations.
+    gc.freeze()
     try:
         yield
     finally:
