@@ -44,6 +44,9 @@ _BROKEN: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.Internal
 
 # How much longer than statement_timeout the client waits for an answer.
 _CLIENT_GRACE = 0.5
+# Idle connections beyond pool_min_size are closed after this long (asyncpg's pool does the same).
+MAX_IDLE_SECONDS = 300.0
+_CLOSE_TIMEOUT = 5.0
 
 _NOT_READY = DB_UNAVAILABLE.labels(reason="not_ready")
 _ACQUIRE_TIMEOUT = DB_UNAVAILABLE.labels(reason="acquire_timeout")
@@ -65,7 +68,7 @@ async def create_pool(database_url: str, settings: Settings) -> ConnectionPool:
         command_timeout=settings.statement_timeout + _CLIENT_GRACE,
         server_settings={**SERVER_SETTINGS, "statement_timeout": str(int(settings.statement_timeout * 1000))},
     )
-    return ConnectionPool(connect, settings.pool_max_size)
+    return ConnectionPool(connect, settings.pool_max_size, keep_idle=settings.pool_min_size)
 
 
 class ConnectionPool:
@@ -76,22 +79,35 @@ class ConnectionPool:
     every acquire in wait_for and every release in shield, a task each, and
     re-arms an inactivity timer). What it needs no more of: connections here
     only run single read statements, so there is no session state to reset.
-    A connection that failed is terminated rather than lent again.
+    A connection that failed is terminated rather than lent again. Beyond
+    `keep_idle`, a connection idle for `max_idle` seconds is closed (checked
+    as connections come back), so a burst's connections do not stay open.
     """
 
-    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], max_size: int) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[asyncpg.Connection]],
+        max_size: int,
+        *,
+        keep_idle: int = 1,
+        max_idle: float = MAX_IDLE_SECONDS,
+    ) -> None:
         if max_size < 1:
             raise ValueError("a pool needs room for at least one connection")
         self.max_size = max_size
         self._connect = connect
-        # Most recently returned last: the busiest connections stay warm.
-        self._idle: list[asyncpg.Connection] = []
+        self._keep_idle = keep_idle
+        self._max_idle = max_idle
+        # (connection, idle since), most recently returned last: the busiest connections stay warm
+        # and the one idle longest comes first.
+        self._idle: list[tuple[asyncpg.Connection, float]] = []
         self._lent: set[asyncpg.Connection] = set()
         self._opening = 0
         # Each waiter is handed a connection, or None: "a place is free, open one".
         self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
         self._closing = False
         self._returned = asyncio.Event()
+        self._retiring: set[asyncio.Task[None]] = set()
 
     @property
     def size(self) -> int:
@@ -106,10 +122,11 @@ class ConnectionPool:
         """An idle open connection at once, or None."""
         idle = self._idle
         while idle:
-            connection = idle.pop()
+            connection, _ = idle.pop()
             if not connection.is_closed():
                 self._lent.add(connection)
                 return connection
+            connection.terminate()  # closed by the server while idle: finish the client's side
         return None
 
     async def acquire(self, within: float) -> asyncpg.Connection:
@@ -144,7 +161,11 @@ class ConnectionPool:
                         waiter.set_result(connection)  # it stays lent, now to the waiter
                         return
             self._lent.discard(connection)
-            self._idle.append(connection)
+            now = time.monotonic()
+            idle = self._idle
+            idle.append((connection, now))
+            if len(idle) > self._keep_idle and now - idle[0][1] > self._max_idle and not self._closing:
+                self._retire(idle.pop(0)[0])
         else:
             self._lent.discard(connection)
             connection.terminate()
@@ -166,7 +187,8 @@ class ConnectionPool:
                     self._returned.clear()
                     await self._returned.wait()
                 idle, self._idle = self._idle, []
-                await asyncio.gather(*(connection.close() for connection in idle), return_exceptions=True)
+                closing = [connection.close() for connection, _ in idle]
+                await asyncio.gather(*closing, *self._retiring, return_exceptions=True)
         except TimeoutError:
             self.terminate()
             return False
@@ -175,10 +197,16 @@ class ConnectionPool:
     def terminate(self) -> None:
         """Close every connection at once, lent or not."""
         self._closing = True
-        for connection in [*self._idle, *self._lent]:
+        for connection in [*(connection for connection, _ in self._idle), *self._lent]:
             connection.terminate()
         self._idle.clear()
         self._lent.clear()
+
+    def _retire(self, connection: asyncpg.Connection) -> None:
+        """Close an idle connection in the background, politely."""
+        task = asyncio.get_running_loop().create_task(_close_quietly(connection))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     async def _open(self) -> asyncpg.Connection:
         self._opening += 1
@@ -221,6 +249,16 @@ class ConnectionPool:
             if not waiter.done():
                 waiter.set_result(None)
                 return
+
+
+async def _close_quietly(connection: asyncpg.Connection) -> None:
+    try:
+        await connection.close(timeout=_CLOSE_TIMEOUT)
+    except asyncio.CancelledError:
+        connection.terminate()
+        raise
+    except Exception:
+        connection.terminate()
 
 
 def _time_out(waiter: asyncio.Future[asyncpg.Connection | None]) -> None:

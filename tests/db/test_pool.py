@@ -93,6 +93,21 @@ async def test_a_connection_the_server_closed_while_idle_is_not_lent(database_ur
     await pool.close(5)
 
 
+async def test_connections_idle_for_too_long_are_closed_down_to_those_kept(database_url):
+    pool = ConnectionPool(partial(asyncpg.connect, database_url), 3, keep_idle=1, max_idle=0.2)
+    burst = [await pool.acquire(5) for _ in range(3)]
+    for connection in burst:
+        pool.release(connection)
+    assert pool.size == 3
+    await asyncio.sleep(0.3)
+    for _ in range(4):
+        pool.release(await pool.acquire(5))
+        await asyncio.sleep(0.05)
+    assert pool.size == 1
+    assert sum(connection.is_closed() for connection in burst) == 2
+    assert await pool.close(5)
+
+
 async def test_close_waits_for_lent_connections_and_then_lends_no_more(database_url):
     pool = pool_for(database_url, 1)
     lent = await pool.acquire(5)
