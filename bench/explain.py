@@ -10,8 +10,9 @@ per lookup, no account, default program: the bench's request).
 By default it prints EXPLAIN (ANALYZE, BUFFERS) of the statement the gateway runs for that batch
 (fetch_customer_balance.sql for one lookup, fetch_balances.sql for more; --general: always the
 latter), twice: as planned for these parameter values (custom plan) and as the generic plan, the
-one the gateway runs (its connections set plan_cache_mode = force_generic_plan). The generic plan is shown through PREPARE and EXPLAIN EXECUTE: an
-EXPLAIN with bound parameters is always planned for their values.
+one the gateway runs (its connections set plan_cache_mode = force_generic_plan). The generic plan
+is shown through PREPARE and EXPLAIN EXECUTE: an EXPLAIN with bound parameters is always planned
+for their values.
 
 --compare times the one-lookup case instead: fetch_balances.sql against fetch_customer_balance.sql,
 each prepared on one connection (jit off) and run --runs times per round over sampled identifiers,

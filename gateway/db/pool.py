@@ -77,8 +77,9 @@ class ConnectionPool:
     Smaller than asyncpg.Pool on purpose: lending an idle connection and
     taking it back cost no task, timer or round trip (asyncpg's pool wraps
     every acquire in wait_for and every release in shield, a task each, and
-    re-arms an inactivity timer). What it needs no more of: connections here
-    only run single read statements, so there is no session state to reset.
+    re-arms an inactivity timer). Nor is a connection reset when it comes
+    back: connections here only run single read statements, so there is no
+    session state to undo.
     A connection that failed is terminated rather than lent again. Beyond
     `keep_idle`, a connection idle for `max_idle` seconds is closed (checked
     as connections come back), so a burst's connections do not stay open.
