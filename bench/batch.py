@@ -19,7 +19,7 @@ import orjson
 from database import WORK_DIR, embedded_postgres
 from dataset import Dataset, Request, Sample, prepare, write_requests
 from measure import Workload
-from report import machine_facts, write_markdown
+from report import opening_sections, write_markdown
 from servers import Running, free_port, gateway, headers, running
 from wrk import LoadResult, require_wrk, run_wrk, wait_for_quiet
 
@@ -121,17 +121,13 @@ def run_batch(args: argparse.Namespace, command_line: str) -> int:
         version = postgres.version()
     table = batch_table(results)
     print("\n".join(table))
+    setup = [
+        f"- {args.customers:,} customers; gateway, 1 worker, pool {pool_size}; wrk c={concurrency}, "
+        f"{args.duration:.0f} s after {args.warmup:.0f} s of warm-up",
+        "- every request: N aliased `pointsBalance` fields of one org, each with its own identifier variables",
+    ]
     sections = [
-        ("Command", [f"`{command_line}`"]),
-        ("Machine", [f"- {fact}" for fact in machine_facts(version, None)]),
-        (
-            "Setup",
-            [
-                f"- {args.customers:,} customers; gateway, 1 worker, pool {pool_size}; wrk c={concurrency}, "
-                f"{args.duration:.0f} s after {args.warmup:.0f} s of warm-up",
-                "- every request: N aliased `pointsBalance` fields of one org, each with its own identifier variables",
-            ],
-        ),
+        *opening_sections(command_line, version, setup),
         ("Lookups per request", table),
     ]
     path = write_markdown(

@@ -25,7 +25,7 @@ from pathlib import Path
 from database import embedded_postgres, install_signal_handlers
 from dataset import prepare
 from measure import make_workloads
-from report import machine_facts, write_markdown
+from report import opening_sections, write_markdown
 from servers import check_answers, free_port, gateway, running
 from wrk import require_wrk, run_wrk
 
@@ -141,17 +141,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n".join([*summary, "", "Self:", *own_table, "", "Inclusive:", *inclusive_table]))
     for heading, table in caller_sections:
         print("\n".join(["", f"{heading}:", *table]))
+    command_line = f"python bench/profile.py {' '.join(sys.argv[1:] if argv is None else argv)}"
+    setup = [
+        f"- {args.customers:,} customers; gateway, 1 worker, pool {args.pool_size}; wrk c={args.concurrency}; "
+        f"py-spy at {args.rate} samples/s for {args.seconds} s",
+        *summary,
+    ]
     sections = [
-        ("Command", [f"`python bench/profile.py {' '.join(sys.argv[1:] if argv is None else argv)}`"]),
-        ("Machine", [f"- {fact}" for fact in machine_facts(version, None)]),
-        (
-            "Setup",
-            [
-                f"- {args.customers:,} customers; gateway, 1 worker, pool {args.pool_size}; wrk c={args.concurrency}; "
-                f"py-spy at {args.rate} samples/s for {args.seconds} s",
-                *summary,
-            ],
-        ),
+        *opening_sections(command_line, version, setup),
         ("Where the CPU is used (self)", own_table),
         ("Under which functions (inclusive)", inclusive_table),
         *caller_sections,

@@ -27,6 +27,15 @@ class Row:
     rounds: tuple[tuple[float, float], ...]  # (requests/s, other CPU s) of every round; result is the quietest
 
 
+def opening_sections(command_line: str, postgres_version: str, setup: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """The first sections of every results file: the command, the machine, the setup."""
+    return [
+        ("Command", [f"`{command_line}`"]),
+        ("Machine", [f"- {fact}" for fact in machine_facts(postgres_version, None)]),
+        ("Setup", list(setup)),
+    ]
+
+
 def machine_facts(postgres_version: str, node_version: str | None) -> list[str]:
     cpu = _cpu_model()
     memory = psutil.virtual_memory().total / 2**30

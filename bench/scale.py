@@ -25,7 +25,7 @@ from database import Postgres, embedded_postgres
 from dataset import Dataset, prepare
 from floor import lookup_statement
 from measure import make_workloads, measure_levels, timing_from
-from report import machine_facts, write_markdown
+from report import opening_sections, write_markdown
 from servers import free_port, gateway
 from wrk import QUIET_TOLERANCE, LoadResult, require_wrk
 
@@ -84,18 +84,14 @@ def run_scale(args: argparse.Namespace, command_line: str) -> int:
     table = scale_table(results, args.scale_sizes, levels)
     database_table = statement_table(statements)
     print("\n".join([*table, "", *database_table]))
+    setup = [
+        f"- gateway, 1 worker, pool {pool_size}; wrk at c = {', '.join(map(str, levels))}, "
+        f"{args.duration:.0f} s each after {args.warmup:.0f} s of warm-up; {rounds} rounds "
+        "alternating between the sizes; each row: medians over the quiet rounds (those whose CPU used by "
+        f"other work is within {QUIET_TOLERANCE} s of the least)",
+    ]
     sections = [
-        ("Command", [f"`{command_line}`"]),
-        ("Machine", [f"- {fact}" for fact in machine_facts(version, None)]),
-        (
-            "Setup",
-            [
-                f"- gateway, 1 worker, pool {pool_size}; wrk at c = {', '.join(map(str, levels))}, "
-                f"{args.duration:.0f} s each after {args.warmup:.0f} s of warm-up; {rounds} rounds "
-                "alternating between the sizes; each row: medians over the quiet rounds (those whose CPU used by "
-                f"other work is within {QUIET_TOLERANCE} s of the least)",
-            ],
-        ),
+        *opening_sections(command_line, version, setup),
         ("p50 by data size", table),
         (
             f"The database alone: the lookup statement's round trip, median of {STATEMENT_RUNS:,} executions per round",

@@ -19,7 +19,7 @@ import psutil
 from database import embedded_postgres, install_signal_handlers
 from dataset import prepare
 from measure import make_workloads
-from report import machine_facts, write_markdown
+from report import opening_sections, write_markdown
 from servers import check_answers, free_port, gateway, running
 from wrk import LoadResult, require_wrk, run_wrk
 
@@ -104,16 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"- {sum(r.requests for r, _ in minutes):,} requests, {errors} errors",
     ]
     print("\n".join(table + summary))
+    command_line = f"python bench/soak.py {' '.join(sys.argv[1:] if argv is None else argv)}"
+    setup = [
+        f"- {args.customers:,} customers; gateway, {args.workers} worker(s), pool {args.pool_size}; "
+        f"wrk c={args.concurrency}, one 60 s run per minute, every answer's body checked for errors",
+    ]
     sections = [
-        ("Command", [f"`python bench/soak.py {' '.join(sys.argv[1:] if argv is None else argv)}`"]),
-        ("Machine", [f"- {fact}" for fact in machine_facts(version, None)]),
-        (
-            "Setup",
-            [
-                f"- {args.customers:,} customers; gateway, {args.workers} worker(s), pool {args.pool_size}; "
-                f"wrk c={args.concurrency}, one 60 s run per minute, every answer's body checked for errors",
-            ],
-        ),
+        *opening_sections(command_line, version, setup),
         ("Minute by minute", table),
         ("Summary", summary),
     ]
