@@ -18,10 +18,10 @@ import orjson
 
 from database import WORK_DIR, embedded_postgres
 from dataset import Dataset, Request, Sample, prepare, write_requests
-from measure import Workload
+from measure import Workload, measure_levels, timing_from
 from report import opening_sections, write_markdown
-from servers import Running, free_port, gateway, headers, running
-from wrk import LoadResult, require_wrk, run_wrk, wait_for_quiet
+from servers import Running, free_port, gateway, headers
+from wrk import LoadResult, require_wrk
 
 _FIELDS = (
     "entityId mainPoints promisedPoints totalPoints "
@@ -93,29 +93,14 @@ def run_batch(args: argparse.Namespace, command_line: str) -> int:
             workload = Workload(requests, write_requests(requests, WORK_DIR / "requests" / f"batch-{size}.tsv"))
             contender = gateway(postgres, workers=1, pool_size=pool_size, port=free_port())
             print(f"{size} lookups per request ({len(requests):,} distinct requests) ...", flush=True)
-            with running(contender, requests[0]) as server:
-                check_batch_answers(server, pairs)
-                postmaster = postgres.postmaster()
-                run_wrk(
-                    server.url,
-                    workload.file,
-                    concurrency=concurrency,
-                    duration=args.warmup,
-                    server=server.psutil,
-                    postmaster=postmaster,
-                )
-                if args.quiet_wait > 0:
-                    wait_for_quiet(args.quiet_wait)
-                result = run_wrk(
-                    server.url,
-                    workload.file,
-                    concurrency=concurrency,
-                    duration=args.duration,
-                    server=server.psutil,
-                    postmaster=postmaster,
-                )
-            if result.failure:
-                raise RuntimeError(f"the gateway failed with {size} lookups per request: {result.failure}")
+            (result,), _ = measure_levels(
+                postgres,
+                contender,
+                workload,
+                concurrencies=[concurrency],
+                timing=timing_from(args),
+                check=lambda server, pairs=pairs: check_batch_answers(server, pairs),
+            )
             print(f"  {result.rps * size:,.0f} lookups/s, p50 {result.p50_ms:.2f} ms", flush=True)
             results.append((size, result))
         version = postgres.version()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,7 @@ import orjson
 
 from database import WORK_DIR, Postgres
 from dataset import Dataset, Request, gateway_requests, postgraphile_requests, write_requests
-from servers import Contender, check_answers, running
+from servers import Contender, Running, check_answers, running
 from wrk import LoadResult, run_wrk, wait_for_quiet
 
 
@@ -64,15 +64,23 @@ def measure(
 
 
 def measure_levels(
-    postgres: Postgres, contender: Contender, workload: Workload, *, concurrencies: Sequence[int], timing: Timing
-) -> tuple[list[LoadResult], list[dict[str, Any]]]:
+    postgres: Postgres,
+    contender: Contender,
+    workload: Workload,
+    *,
+    concurrencies: Sequence[int],
+    timing: Timing,
+    check: Callable[[Running], Any] | None = None,
+) -> tuple[list[LoadResult], Any]:
     """Start the contender once, check its answers, then warm up and measure at each concurrency in turn.
 
-    Before each measured run it waits (up to timing.quiet_wait seconds) for the rest of the machine to go quiet.
+    `check` checks every answer before the load and returns what the caller keeps of them (by default
+    check_answers on the workload's requests). Before each measured run it waits (up to
+    timing.quiet_wait seconds) for the rest of the machine to go quiet.
     """
     results = []
     with running(contender, workload.requests[0]) as server:
-        answers = check_answers(server, workload.requests)
+        answers = check(server) if check is not None else check_answers(server, workload.requests)
         postmaster = postgres.postmaster()
 
         def drive(concurrency: int, seconds: float) -> LoadResult:

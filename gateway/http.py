@@ -115,8 +115,7 @@ class GraphQLEndpoint:
                 response = error_response(error.message, error.extensions, error.http_status, error.headers)
             except Exception:
                 logger.exception("unexpected error, request id %s", request_id)
-                message = f"Internal server error (request id {request_id})"
-                response = error_response(message, {"code": INTERNAL_SERVER_ERROR, "requestId": request_id}, 500)
+                response = error_response(*_masked(request_id), 500)
             finally:
                 expired = self.deadlines.end(task)
         except asyncio.CancelledError:
@@ -323,8 +322,7 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
             extensions["errorCode"] = InvalidEntityType.error_code
     else:
         logger.error("unexpected error, request id %s: %s", request_id, error.message, exc_info=original)
-        formatted["message"] = f"Internal server error (request id {request_id})"
-        extensions = {"code": INTERNAL_SERVER_ERROR, "requestId": request_id}
+        formatted["message"], extensions = _masked(request_id)
     if error.locations:
         formatted["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
     if error.path:
@@ -341,6 +339,11 @@ def _is_argument_error(error: GraphQLError) -> bool:
     if isinstance(error.original_error, GraphQLError):  # located at the field: the refusal is inside
         error = error.original_error
     return error.original_error is None and error.message.startswith("Argument '")
+
+
+def _masked(request_id: str) -> tuple[str, dict[str, Any]]:
+    """What a client sees of a fault of ours: nothing but the id that finds it in the log."""
+    return f"Internal server error (request id {request_id})", {"code": INTERNAL_SERVER_ERROR, "requestId": request_id}
 
 
 def _graphql_error_code(error: GraphQLError) -> str:

@@ -12,7 +12,7 @@ to identical output.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import Any
 
@@ -209,12 +209,10 @@ class Compiler:
             except UnsupportedArgument as error:
                 raise NotCompilable(name) from error
             serialize = self._value(field.type, query_type.name, name, nodes, document, variables)
-            root = RootField(key, tuple(nodes), field, resolver, convert, None, serialize)
+            reader = argument_reader(field, nodes[0])
+            root = RootField(key, tuple(nodes), field, resolver, convert, None, serialize, reader)
             if not _uses_variables(nodes[0]):
-                root = RootField(key, root.nodes, field, resolver, convert, self.arguments(root, variables), serialize)
-            else:
-                reader = argument_reader(field, nodes[0])
-                root = RootField(key, root.nodes, field, resolver, convert, None, serialize, reader)
+                root = replace(root, constant_arguments=self.arguments(root, variables))
             roots.append(root)
         return Plan(tuple(roots))
 
