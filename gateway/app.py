@@ -19,14 +19,14 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.auth import ApiKeyAuthenticator
+from gateway.access.api_keys import ApiKeyAuthenticator
 from gateway.config import Settings, settings_from_json, settings_to_json
-from gateway.context import AppState
-from gateway.cors import cors_middleware, cors_options
 from gateway.db.pool import Database, create_pool
-from gateway.graphiql import graphiql_assets
-from gateway.health import healthz, kept_ready, readyz, sample_pool
-from gateway.http import GraphQLEndpoint
+from gateway.edge.cors import cors_middleware, cors_options
+from gateway.edge.graphiql import graphiql_assets
+from gateway.edge.graphql import GraphQLEndpoint
+from gateway.edge.health import healthz, kept_ready, readyz, sample_pool
+from gateway.edge.state import AppState
 from gateway.observability.logs import configure_logging, log_format
 from gateway.observability.metrics import MetricsOption, metrics_endpoint
 from gateway.observability.requests import ObservedEndpoint, RequestObserver, query_observer

@@ -76,7 +76,7 @@ async def import_file(settings: Settings, path: Path, *, progress: bool, metrics
 
 async def demo_data(settings: Settings, *, customers: int, seed: int, progress: bool) -> int:
     from gateway.db.migrations import migrate as apply_migrations
-    from gateway.importer.demo import load_demo_data
+    from gateway.importer.demo.synthetic import load_demo_data
 
     connection = await _connect(settings)
     try:
@@ -165,7 +165,7 @@ async def revoke_api_key(settings: Settings, prefix_or_key: str) -> int:
 
 
 def mint_token(settings: Settings, *, org_id: int, customer_id: int, ttl_seconds: int) -> int:
-    from gateway.tokens import MIN_SECRET_BYTES, mint
+    from gateway.access.end_user_tokens import MIN_SECRET_BYTES, mint
 
     if not settings.jwt_secret_file:
         print("error: give the secret with --jwt-secret-file (or LOYALTY_GATEWAY_JWT_SECRET_FILE)", file=sys.stderr)
@@ -200,9 +200,9 @@ def serve(settings: Settings) -> int:
 
     import uvicorn
 
+    from gateway.access.limits import configuration_problems
     from gateway.app import create_app
-    from gateway.demo import prepare_demo
-    from gateway.limits import configuration_problems
+    from gateway.importer.demo.welcome import prepare_demo
 
     problems = configuration_problems(settings)
     for problem in problems:

@@ -2,7 +2,8 @@
 
 The schema is migrated once into a template database; each test that needs a
 database gets a fresh copy of it (CREATE DATABASE ... TEMPLATE), so tests can
-commit freely and never see each other's rows.
+commit freely and never see each other's rows. The `gateway` fixture is the
+real app in process, over httpx's ASGI transport, on such a database.
 """
 
 from __future__ import annotations
@@ -11,13 +12,20 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
+from gateway.app import create_app
+from gateway.config import Settings
 from gateway.db.migrations import migrate
+from tests.factories import Seed
 
 TEMPLATE = "loyalty_test_template"
 
@@ -83,3 +91,34 @@ async def connection(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         yield connection
     finally:
         await connection.close()
+
+
+@dataclass
+class Gateway:
+    """The real app, in process, with a way to seed its database."""
+
+    client: httpx.AsyncClient
+    seed: Seed
+
+    async def query(
+        self, query: str, variables: dict[str, Any] | None = None, *, key: str | None, **extra: Any
+    ) -> httpx.Response:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        body: dict[str, Any] = {"query": query, **extra}
+        if variables is not None:
+            body["variables"] = variables
+        return await self.client.post("/graphql", json=body, headers=headers)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url)
+
+
+@pytest.fixture
+async def gateway(settings: Settings, connection) -> AsyncIterator[Gateway]:
+    app = create_app(settings)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield Gateway(client=client, seed=Seed(connection))

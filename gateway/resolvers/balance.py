@@ -4,11 +4,14 @@ validate the arguments (no I/O), look up a batch, decide each answer (no I/O).""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
-from gateway.context import Context
+from strawberry.dataloader import DataLoader
+
 from gateway.db.balances import fetch_balances
 from gateway.domain.lookup import Balance, Lookup, Matches, build_lookup, decide
 from gateway.domain.vocabulary import EntityType, IdentifierType, Source
+from gateway.resolvers.context import Context
 
 
 def prepare(
@@ -34,6 +37,14 @@ def prepare(
 async def load(context: Context, lookups: Sequence[Lookup]) -> list[Matches]:
     """What the database matches for each lookup: one round trip for the whole batch."""
     return await fetch_balances(context.database, context.org_id, lookups, customer_id=context.customer_id)
+
+
+def loader(context: Context) -> DataLoader[Lookup, Matches]:
+    """Aliased pointsBalance fields of one request share one SQL statement (graphql-core path;
+    compiled plans batch by themselves)."""
+    if context.balance_loader is None:
+        context.balance_loader = DataLoader(load_fn=partial(load, context))
+    return context.balance_loader
 
 
 def answer(lookup: Lookup, matches: Matches) -> Balance:

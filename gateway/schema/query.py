@@ -7,10 +7,10 @@ from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from gateway.context import Info
 from gateway.domain.lookup import Lookup, Matches
 from gateway.execution.compiler import BatchRoot
 from gateway.resolvers import balance
+from gateway.resolvers.context import Info
 from gateway.schema.enums import EntityType, Source
 from gateway.schema.inputs import IdentifierInput
 from gateway.schema.scalars import POINTS_SCALAR, Points
@@ -60,7 +60,7 @@ class Query:
         lookup = prepare_points_balance(
             identifiers, source, account_id, program_id, entity_type, fetch_data_for_all_programs
         )
-        return finish_points_balance(lookup, await info.context.balance_loader.load(lookup))
+        return finish_points_balance(lookup, await balance.loader(info.context).load(lookup))
 
 
 class GatewaySchema(strawberry.Schema):

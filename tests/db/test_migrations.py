@@ -17,7 +17,14 @@ async def test_every_table_carries_org_id_and_every_key_leads_with_it(connection
         WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname <> 'schema_migrations'
         """
     )
-    assert {t["relname"] for t in tables} >= {"orgs", "programs", "customers", "customer_identifiers", "fleets",
-                                              "balances", "api_keys"}
+    assert {t["relname"] for t in tables} >= {
+        "orgs",
+        "programs",
+        "customers",
+        "customer_identifiers",
+        "fleets",
+        "balances",
+        "api_keys",
+    }
     for table in tables:
         assert table["first_key_column"] == "org_id", table["relname"]

@@ -19,11 +19,11 @@ import pytest
 from graphql.execution.values import VariableValues
 
 from gateway.config import Settings
-from gateway.context import Context
 from gateway.db.pool import ConnectionPool, Database, create_pool
+from gateway.edge.graphql import GraphQLEndpoint, GraphQLRequest, format_error
 from gateway.execution.compiler import Compiler, Plan
 from gateway.execution.documents import Document
-from gateway.http import GraphQLEndpoint, GraphQLRequest, format_error
+from gateway.resolvers.context import Context
 from gateway.schema import ROOT_RESOLVERS, schema
 from tests.execution.queries import ORG_DUAL, ORG_PLAIN
 from tests.factories import Seed
@@ -155,7 +155,7 @@ class World:
 def world(database_url: str) -> Iterator[World]:
     loop = asyncio.new_event_loop()
     # Development mode: the reference (strawberry) introspects and suggests, so must the endpoint.
-    # It has no request limits either: these tests compare execution; tests/http/test_limits.py the limits.
+    # It has no request limits either: these tests compare execution; tests/access/test_limits.py the limits.
     settings = Settings(
         database_url=database_url,
         env="development",

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.domain.identifiers import normalise
 from gateway.domain.vocabulary import IdentifierType
-from gateway.importer.demo import (
+from gateway.importer.demo.synthetic import (
     DemoSummary,
     balance_rows,
     customer_rows,

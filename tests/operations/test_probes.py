@@ -10,7 +10,7 @@ import asyncpg
 from prometheus_client import REGISTRY
 
 from gateway.config import Settings
-from gateway.health import READINESS_TTL
+from gateway.edge.health import READINESS_TTL
 from tests.operations import code_of, lookup, seed_tom
 from tests.operations.conftest import running_app
 from tests.operations.test_database_faults import PROMPTLY, wait_until_ready

@@ -21,9 +21,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from gateway.access.end_user_tokens import EndUserTokens, TokenConfigurationError
 from gateway.cli import main as cli_main
 from gateway.config import Settings
-from gateway.tokens import EndUserTokens, TokenConfigurationError
 
 ORG = 100737
 DUAL_ORG = 100738

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.cli import build_parser, settings_from
 from gateway.config import Settings, settings_from_environment
-from gateway.graphiql import ASSETS_PATH
+from gateway.edge.graphiql import ASSETS_PATH
 
 ORG = 100737
 TOM = 565039505
@@ -59,7 +59,7 @@ def test_the_mode_comes_from_the_flag_or_the_environment():
 
 
 def test_an_unknown_mode_is_refused_at_startup():
-    from gateway.limits import configuration_problems
+    from gateway.access.limits import configuration_problems
 
     assert configuration_problems(Settings(env="staging"))
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from gateway.config import Settings
-from gateway.cors import allowed_origins
+from gateway.edge.cors import allowed_origins
 
 ORG = 100737
 APP = "https://app.example.com"

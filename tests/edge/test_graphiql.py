@@ -29,7 +29,7 @@ from starlette.types import ASGIApp
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.graphiql import ASSETS_PATH, graphiql_assets, graphiql_page
+from gateway.edge.graphiql import ASSETS_PATH, graphiql_assets, graphiql_page
 from tests.factories import Seed
 
 CHROMIUM = "/usr/bin/chromium"

@@ -25,10 +25,12 @@ from starlette.types import Receive, Scope, Send
 from strawberry.schema._graphql_core import execution_context_class_kwargs
 from strawberry.schema.schema import Schema as StrawberrySchema
 
-from gateway.callers import Gatekeeper
+from gateway.access.admission import Gatekeeper
+from gateway.access.deadlines import Deadlines, absorb_late_cancellation
+from gateway.access.limits import Limits, read_body
 from gateway.config import Settings
-from gateway.context import AppState, Context
-from gateway.deadline import Deadlines, absorb_late_cancellation
+from gateway.edge.graphiql import graphiql_page
+from gateway.edge.state import AppState
 from gateway.errors import (
     GRAPHQL_PARSE_FAILED,
     GRAPHQL_VALIDATION_FAILED,
@@ -44,11 +46,10 @@ from gateway.errors import (
 )
 from gateway.execution.compiler import BatchRoot, Compiler
 from gateway.execution.documents import DEFAULT_RULES, DocumentCache
-from gateway.graphiql import graphiql_page
-from gateway.limits import Limits, read_body
 from gateway.observability.requests import note_operation, note_outcome, note_request_id, note_result
+from gateway.resolvers.context import Context
 
-logger = logging.getLogger("gateway.http")
+logger = logging.getLogger("gateway.edge.graphql")
 
 REQUEST_ID_HEADER = "x-request-id"
 # Incoming request ids are kept only when they are plainly ids (they are echoed and logged).

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from gateway.access.end_user_tokens import mint
+from gateway.access.rate_limits import RateLimiter
 from gateway.config import Settings
 from gateway.errors import RateLimited
-from gateway.ratelimit import RateLimiter
-from gateway.tokens import mint
 
 ORG = 100737
 TOM = 565039505

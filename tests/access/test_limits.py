@@ -18,10 +18,10 @@ import pytest
 from asgi_lifespan import LifespanManager
 from graphql import get_introspection_query
 
+from gateway.access.deadlines import Deadlines, absorb_late_cancellation
 from gateway.app import Gateway, create_app
 from gateway.config import Settings
-from gateway.deadline import Deadlines, absorb_late_cancellation
-from gateway.http import GraphQLEndpoint
+from gateway.edge.graphql import GraphQLEndpoint
 from tests.factories import Seed
 
 ORG = 100737
@@ -476,7 +476,7 @@ class TestDeadline:
 
 async def test_a_fault_in_the_database_is_masked_with_a_request_id_that_the_log_explains(app, connection, caplog):
     await connection.execute("ALTER TABLE balances RENAME TO balances_moved")
-    with caplog.at_level(logging.ERROR, logger="gateway.http"):
+    with caplog.at_level(logging.ERROR, logger="gateway.edge.graphql"):
         response = await app.post({"query": LOOKUP}, **{"x-request-id": "fault-42"})
     assert response.status_code == 200
     body = response.json()
@@ -496,7 +496,7 @@ async def test_a_fault_outside_execution_is_a_json_500_with_a_request_id(app, mo
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(app.endpoint, "execute", broken)
-    with caplog.at_level(logging.ERROR, logger="gateway.http"):
+    with caplog.at_level(logging.ERROR, logger="gateway.edge.graphql"):
         response = await app.post({"query": LOOKUP}, **{"x-request-id": "fault-43"})
     body = refusal(response, 500, "INTERNAL_SERVER_ERROR")
     assert body["errors"][0]["extensions"]["requestId"] == "fault-43"

@@ -17,7 +17,7 @@ from gateway.db.pool import Database
 from gateway.domain.api_keys import hash_key, hashes_match, key_prefix
 from gateway.errors import GatewayError, Unauthenticated
 
-logger = logging.getLogger("gateway.auth")
+logger = logging.getLogger("gateway.access.api_keys")
 
 _CACHE_LIMIT = 10_000
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.auth import ApiKeyAuthenticator
+from gateway.access.api_keys import ApiKeyAuthenticator
+from gateway.access.end_user_tokens import EndUserTokens, looks_like_jwt
+from gateway.access.rate_limits import RateLimiter
 from gateway.config import Settings
 from gateway.errors import Unauthenticated
-from gateway.ratelimit import RateLimiter
-from gateway.tokens import EndUserTokens, looks_like_jwt
 
 
 @dataclass(frozen=True, slots=True)

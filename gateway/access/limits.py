@@ -81,7 +81,7 @@ class Limits:
 
 def configuration_problems(settings: Settings) -> list[str]:
     """What is wrong with the exposure settings, for `serve` to say before it starts."""
-    from gateway.tokens import EndUserTokens, TokenConfigurationError
+    from gateway.access.end_user_tokens import EndUserTokens, TokenConfigurationError
 
     problems = []
     if settings.env not in (None, "production", "development"):

@@ -35,7 +35,7 @@ from gateway.db.schema import required_version, schema_version
 from gateway.errors import ServiceUnavailable
 from gateway.observability import metrics
 
-logger = logging.getLogger("gateway.health")
+logger = logging.getLogger("gateway.edge.health")
 
 # How long a readiness answer is kept, and how long its statement may take.
 READINESS_TTL = 1.0

@@ -1,0 +1,1 @@
+"""How requests arrive: GraphQL over HTTP at /graphql, GraphiQL, health probes, CORS."""

@@ -1,0 +1,14 @@
+"""What the app's lifespan opens and every request shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.access.api_keys import ApiKeyAuthenticator
+from gateway.db.pool import Database
+
+
+@dataclass(frozen=True, slots=True)
+class AppState:
+    database: Database
+    authenticator: ApiKeyAuthenticator

@@ -1,0 +1,1 @@
+"""Demo data: the documented example org, synthetic orgs at any size, loaded with COPY."""
