@@ -76,7 +76,7 @@ async def import_file(settings: Settings, path: Path, *, progress: bool, metrics
 
 async def demo_data(settings: Settings, *, customers: int, seed: int, progress: bool) -> int:
     from gateway.db.migrations import migrate as apply_migrations
-    from gateway.importer.demo.synthetic import load_demo_data
+    from gateway.importer.demo import load_demo_data
 
     connection = await _connect(settings)
     try:

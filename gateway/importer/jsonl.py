@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import asyncpg
 from tqdm import tqdm
 
 from gateway.db.importing import StagingTable, apply_staged, begin_import, check_staged, stage
+from gateway.importer.progress import progress_bar
 from gateway.importer.records import (
     BalanceRecord,
     CustomerRecord,
@@ -67,15 +67,7 @@ async def import_file(connection: asyncpg.Connection, path: Path, *, progress: b
     file, size = _open(path)
     with (
         file,
-        tqdm(
-            total=size,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            desc=f"import {path.name}",
-            file=sys.stderr,
-            disable=not progress,
-        ) as bar,
+        progress_bar(size, f"import {path.name}", enabled=progress, unit="B", binary=True) as bar,
     ):
         async with connection.transaction():
             await begin_import(connection)

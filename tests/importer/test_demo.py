@@ -10,15 +10,14 @@ import pytest
 
 from gateway.domain.identifiers import normalise
 from gateway.domain.vocabulary import IdentifierType
-from gateway.importer.demo.synthetic import (
-    DemoSummary,
+from gateway.importer.demo import DemoSummary, load_demo_data, showcase
+from gateway.importer.demo.plan import plan_demo
+from gateway.importer.demo.rows import (
     balance_rows,
     customer_rows,
     fleet_rows,
     identifier_rows,
-    load_demo_data,
     org_rows,
-    plan_demo,
     program_rows,
 )
 
@@ -39,7 +38,8 @@ async def _schema_objects(connection: asyncpg.Connection) -> set[str]:
 
 @pytest.fixture
 async def loaded(connection: asyncpg.Connection) -> DemoSummary:
-    return await load_demo_data(connection, customers=CUSTOMERS, seed=7, progress=False)
+    # The synthetic orgs alone: the documented example org has tests of its own below.
+    return await load_demo_data(connection, customers=CUSTOMERS, seed=7, progress=False, showcase=False)
 
 
 async def test_orgs_have_exactly_one_default_program_and_program_ids_are_globally_distinct(
@@ -222,10 +222,14 @@ async def test_loading_twice_adds_new_orgs_above_the_existing_ones(connection: a
     first = await load_demo_data(connection, customers=CUSTOMERS, progress=False)
     # The second load goes into non-empty tables: indexes and foreign keys stay in place.
     second = await load_demo_data(connection, customers=CUSTOMERS, progress=False)
-    assert first.org_ids == (100_737, 100_738, 100_739)
-    assert min(second.org_ids) > max(first.org_ids)
+    assert first.showcase_org_id == 100_737
+    assert first.org_ids == (100_738, 100_739, 100_740)
+    assert second.showcase_org_id is not None and second.showcase_org_id > max(first.org_ids)
+    assert min(second.org_ids) > second.showcase_org_id
     assert min(second.orgs[0].program_ids) > max(first.orgs[-1].program_ids)
-    assert await connection.fetchval("SELECT count(*) FROM customers") == 2 * CUSTOMERS
+    loaded_once = CUSTOMERS + len(showcase.CUSTOMERS)
+    assert first.customers == second.customers == loaded_once
+    assert await connection.fetchval("SELECT count(*) FROM customers") == 2 * loaded_once
     first_ids = {org.example.customer_id for org in first.orgs}
     second_ids = {org.example.customer_id for org in second.orgs}
     assert min(second_ids) > max(first_ids)
@@ -233,7 +237,7 @@ async def test_loading_twice_adds_new_orgs_above_the_existing_ones(connection: a
 
 async def test_loaded_rows_are_the_generated_rows_in_primary_key_order(connection: asyncpg.Connection) -> None:
     # Streams in key order are what makes the load fast: every index insert appends to the rightmost leaf.
-    await load_demo_data(connection, customers=CUSTOMERS, seed=3, progress=False)
+    await load_demo_data(connection, customers=CUSTOMERS, seed=3, progress=False, showcase=False)
     plan = plan_demo(CUSTOMERS, seed=3)
     queries = {
         "SELECT org_id, customer_id FROM customers ORDER BY 1, 2": customer_rows(plan),
@@ -283,3 +287,30 @@ def test_identifier_mix_looks_like_real_registrations() -> None:
     assert all(value.count("@") == 1 and value.split("@")[0].count(".") == 1 for value in emails)
     mobiles = [value for _, source, _, type_, value, _ in rows if type_ == "MOBILE" and source == "INSTORE"]
     assert all(value.isdigit() and value[:2] in ("44", "81") for value in mobiles)
+
+
+async def test_every_load_starts_with_the_documented_example_org(connection: asyncpg.Connection) -> None:
+    loaded = await load_demo_data(connection, customers=CUSTOMERS, progress=False)
+    assert loaded.showcase_org_id == 100_737
+    org = await connection.fetchrow("SELECT name, dual_eligibility FROM orgs WHERE org_id = 100737")
+    assert (org["name"], org["dual_eligibility"]) == ("Acme", False)
+    programs = await connection.fetch("SELECT program_id, name, is_default FROM programs WHERE org_id = 100737")
+    assert sorted(tuple(row) for row in programs) == [(973, "Acme Rewards", True), (974, "Acme Fuel", False)]
+    # Stored normalised, as the importer would store them.
+    tom = await connection.fetch(
+        "SELECT source, account_id, type, value FROM customer_identifiers WHERE org_id = 100737 AND customer_id = $1"
+        " ORDER BY 1, 3",
+        565_039_505,
+    )
+    assert [tuple(row) for row in tom] == [
+        ("INSTORE", "", "EMAIL", "tom@example.com"),
+        ("INSTORE", "", "MOBILE", "447700900123"),
+        ("WECHAT", "wx-1", "CUID", "o6_bmjrPTlm6"),
+    ]
+    balance = await connection.fetchrow(
+        "SELECT main_points, delayed_accrual_points, external_trigger_points FROM balances"
+        " WHERE org_id = 100737 AND entity_type = 'CUSTOMER' AND entity_id = 565039505 AND program_id = 973"
+    )
+    assert tuple(balance) == (Decimal("8500.000"), Decimal("0.000"), Decimal("12.500"))
+    fleet = await connection.fetchrow("SELECT fleet_id, external_id, primary_user_id FROM fleets WHERE org_id = 100737")
+    assert tuple(fleet) == (9001, "FLEET-9001", 565_039_505)

@@ -14,7 +14,7 @@ from gateway.db.examples import SampleCustomer, count_orgs, sample_customer
 from gateway.db.migrations import migrate
 from gateway.db.pool import SERVER_SETTINGS
 from gateway.domain.api_keys import generate_key
-from gateway.importer.demo.synthetic import load_demo_data
+from gateway.importer.demo import load_demo_data
 
 
 @dataclass(frozen=True, slots=True)
