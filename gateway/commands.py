@@ -88,6 +88,9 @@ async def demo_data(settings: Settings, *, customers: int, seed: int, progress: 
         f"loaded {summary.customers:,} customers, {summary.identifiers:,} identifiers, {summary.fleets:,} fleets "
         f"and {summary.balances:,} balances in {summary.seconds:.1f} s"
     )
+    if summary.showcase_org_ids:
+        ids = ", ".join(str(org_id) for org_id in summary.showcase_org_ids)
+        print(f"  orgs {ids}: the examples that the README and docs/ show")
     for org in summary.orgs:
         dual = (
             f"dual eligibility on {org.primary_identifier.value}" if org.primary_identifier else "dual eligibility off"

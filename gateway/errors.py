@@ -45,8 +45,11 @@ class CustomerNotFound(GatewayError):
 
 
 class InvalidEntityType(GatewayError):
+    """Never raised: an unknown entityType fails validation, and the endpoint gives that error this code."""
+
     code = "INVALID_ENTITY_TYPE"
     error_code = 1212
+    http_status = 400
 
 
 class InvalidGroupIdentifier(GatewayError):

@@ -7,7 +7,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.ports import free_port
 
 COMMAND = [sys.executable, "-m", "gateway"]
 
@@ -30,12 +31,6 @@ def run(*args: str, data_dir: Path, timeout: float = 120) -> subprocess.Complete
         timeout=timeout,
         env=env,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def postmaster_running(data_dir: Path) -> bool:

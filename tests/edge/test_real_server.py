@@ -8,7 +8,6 @@ ends. Retry-After and CORS preflights go over a real connection too.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,15 +18,10 @@ import uvicorn
 from gateway.app import create_app
 from gateway.config import Settings
 from tests.factories import Seed
+from tests.ports import free_port
 
 ORG = 100737
 ORIGIN = "https://app.example.com"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

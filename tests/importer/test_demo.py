@@ -222,12 +222,12 @@ async def test_loading_twice_adds_new_orgs_above_the_existing_ones(connection: a
     first = await load_demo_data(connection, customers=CUSTOMERS, progress=False)
     # The second load goes into non-empty tables: indexes and foreign keys stay in place.
     second = await load_demo_data(connection, customers=CUSTOMERS, progress=False)
-    assert first.showcase_org_id == 100_737
-    assert first.org_ids == (100_738, 100_739, 100_740)
-    assert second.showcase_org_id is not None and second.showcase_org_id > max(first.org_ids)
-    assert min(second.org_ids) > second.showcase_org_id
+    assert first.showcase_org_ids == (100_737, 100_738)
+    assert first.org_ids == (100_739, 100_740, 100_741)
+    assert min(second.showcase_org_ids) > max(first.org_ids)
+    assert min(second.org_ids) > max(second.showcase_org_ids)
     assert min(second.orgs[0].program_ids) > max(first.orgs[-1].program_ids)
-    loaded_once = CUSTOMERS + len(showcase.CUSTOMERS)
+    loaded_once = CUSTOMERS + sum(len(org.customers) for org in showcase.ORGS)
     assert first.customers == second.customers == loaded_once
     assert await connection.fetchval("SELECT count(*) FROM customers") == 2 * loaded_once
     first_ids = {org.example.customer_id for org in first.orgs}
@@ -289,13 +289,22 @@ def test_identifier_mix_looks_like_real_registrations() -> None:
     assert all(value.isdigit() and value[:2] in ("44", "81") for value in mobiles)
 
 
-async def test_every_load_starts_with_the_documented_example_org(connection: asyncpg.Connection) -> None:
+async def test_every_load_starts_with_the_documented_example_orgs(connection: asyncpg.Connection) -> None:
     loaded = await load_demo_data(connection, customers=CUSTOMERS, progress=False)
-    assert loaded.showcase_org_id == 100_737
-    org = await connection.fetchrow("SELECT name, dual_eligibility FROM orgs WHERE org_id = 100737")
-    assert (org["name"], org["dual_eligibility"]) == ("Acme", False)
-    programs = await connection.fetch("SELECT program_id, name, is_default FROM programs WHERE org_id = 100737")
-    assert sorted(tuple(row) for row in programs) == [(973, "Acme Rewards", True), (974, "Acme Fuel", False)]
+    assert loaded.showcase_org_ids == (100_737, 100_738)
+    orgs = await connection.fetch("SELECT org_id, name, primary_identifier FROM orgs WHERE org_id < 100739")
+    assert sorted(tuple(row) for row in orgs) == [(100_737, "Acme", None), (100_738, "Beta", "MOBILE")]
+    programs = await connection.fetch("SELECT program_id, name, is_default FROM programs WHERE org_id < 100739")
+    assert sorted(tuple(row) for row in programs) == [
+        (973, "Acme Rewards", True),
+        (974, "Acme Fuel", False),
+        (975, "Beta Points", True),
+    ]
+    shared = await connection.fetch(
+        "SELECT customer_id FROM customer_identifiers WHERE org_id = 100738 AND type = 'EMAIL'"
+        " AND value = 'sawyers@example.com'"
+    )
+    assert len(shared) == 2, "in the dual-eligibility example org, a family shares one email"
     # Stored normalised, as the importer would store them.
     tom = await connection.fetch(
         "SELECT source, account_id, type, value FROM customer_identifiers WHERE org_id = 100737 AND customer_id = $1"

@@ -90,7 +90,7 @@ async def load_demo_data(
             bar.update(1)
     return summarise(
         plan,
-        showcase_org_id=example.org_id if example else None,
+        showcase_org_ids=example.org_ids if example else (),
         customers=copied_customers,
         identifiers=identifiers,
         fleets=fleets,

@@ -36,10 +36,10 @@ class DemoOrgSummary:
 
 @dataclass(frozen=True, slots=True)
 class DemoSummary:
-    """The synthetic orgs, the example org's id (None when it was not loaded), and what was copied in all."""
+    """The synthetic orgs, the example orgs' ids (none when they were not loaded), and what was copied in all."""
 
     orgs: tuple[DemoOrgSummary, ...]
-    showcase_org_id: int | None
+    showcase_org_ids: tuple[int, ...]
     customers: int
     identifiers: int
     fleets: int
@@ -78,7 +78,7 @@ def _example(layout: Layout, kind: Kind, q: int, r: int, hashed: int) -> Example
 def summarise(
     plan: DemoPlan,
     *,
-    showcase_org_id: int | None,
+    showcase_org_ids: tuple[int, ...],
     customers: int,
     identifiers: int,
     fleets: int,
@@ -99,4 +99,4 @@ def summarise(
         )
         for org in plan.orgs
     )
-    return DemoSummary(orgs, showcase_org_id, customers, identifiers, fleets, balances, seconds)
+    return DemoSummary(orgs, showcase_org_ids, customers, identifiers, fleets, balances, seconds)
