@@ -12,10 +12,7 @@ import json
 import os
 import re
 import secrets
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +22,7 @@ import graphql
 import httpx
 import pytest
 
-from tests.ports import free_port
+from tests.demo_server import DemoServer, demo_server
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -94,47 +91,13 @@ def _skip_space(text: str, position: int) -> int:
     return position
 
 
-@dataclass(frozen=True, slots=True)
-class Demo:
-    url: str
-    key: str
-    directory: Path
-
-
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
     """`serve --demo` as the README starts it, plus the secret docs/end-user-tokens.md starts it with."""
     directory = tmp_path_factory.mktemp("docs")
-    (directory / ".venv").symlink_to(sys.prefix)
     (directory / "secret.txt").write_text(secrets.token_urlsafe(48))
-    port = free_port()
-    env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
-    command = [".venv/bin/loyalty-gateway", "serve", "--demo", "--port", str(port), "--jwt-secret-file", "secret.txt"]
-    server = subprocess.Popen(
-        command, cwd=directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    try:
-        assert server.stdout is not None
-        key = None
-        deadline = time.monotonic() + 120
-        while key is None:
-            line = server.stdout.readline()
-            assert line, "serve --demo exited before printing its key"
-            found = re.fullmatch(r"\s*(lgw_[0-9a-f]{12}_[A-Za-z0-9_-]{43})\s*", line)
-            key = found[1] if found else None
-            assert time.monotonic() < deadline
-        url = f"http://127.0.0.1:{port}"
-        while True:
-            try:
-                httpx.get(f"{url}/readyz").raise_for_status()
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "serve --demo did not become ready"
-                time.sleep(0.2)
-        yield Demo(url, key, directory)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+    with demo_server(directory, "--jwt-secret-file", "secret.txt") as server:
+        yield server
 
 
 def test_the_readme_and_the_reference_have_examples_to_run() -> None:
@@ -150,7 +113,7 @@ def test_an_example_without_an_answer_is_caught(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=str)
-def test_example_answers_what_the_docs_show(demo: Demo, example: Example) -> None:
+def test_example_answers_what_the_docs_show(demo: DemoServer, example: Example) -> None:
     assert example.answer is not None, f"{example.where}: the example shows no answer (a ```json block after it)"
     if example.language == "graphql":
         response = httpx.post(
