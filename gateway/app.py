@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -23,16 +25,20 @@ from gateway.access.api_keys import ApiKeyAuthenticator
 from gateway.config import Settings, settings_from_json, settings_to_json
 from gateway.db.pool import Database, create_pool
 from gateway.edge.cors import cors_middleware, cors_options
+from gateway.edge.fallbacks import http_error, refuse_websocket, server_error
 from gateway.edge.graphiql import graphiql_assets
 from gateway.edge.graphql import GraphQLEndpoint
 from gateway.edge.health import healthz, kept_ready, readyz, sample_pool
 from gateway.edge.state import AppState
+from gateway.execution.persisted import PersistedDocuments
 from gateway.observability.logs import configure_logging, log_format
 from gateway.observability.metrics import MetricsOption, metrics_endpoint
 from gateway.observability.requests import ObservedEndpoint, RequestObserver, query_observer
 from gateway.schema import ROOT_RESOLVERS, schema
 
 GRAPHQL_PATH = "/graphql"
+
+logger = logging.getLogger("gateway.app")
 
 
 class Gateway:
@@ -50,6 +56,8 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _route_path(scope) == GRAPHQL_PATH:
             await self.graphql(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await refuse_websocket(scope, receive, send)
         else:
             await self.rest(scope, receive, send)
 
@@ -68,6 +76,10 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
         raise ValueError("create_app needs settings.database_url")
 
     metrics = MetricsOption.parse(settings.metrics)
+    # GraphiQL sends whatever a developer types: trusted-documents-only holds in production mode.
+    trusted_only = settings.trusted_documents_only and not settings.development
+    if settings.trusted_documents_only and not trusted_only:
+        logger.warning("--trusted-documents-only is not enforced in development mode")
     observer = RequestObserver(metrics_enabled=metrics.enabled)
     # Gauges sampled rather than counted per request: refreshed at each scrape and every second.
     samplers = [observer.sample]
@@ -85,10 +97,16 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
             async with kept_ready(database_url, database, settings, [observer.sample]) as readiness:
                 # Lifespan state is copied into every request's `request.state`.
                 authenticator = ApiKeyAuthenticator(database, settings.api_key_cache_ttl)
+                documents = PersistedDocuments(
+                    database,
+                    trusted_only=trusted_only,
+                    max_per_org=settings.max_persisted_queries,
+                    trusted_ttl=settings.api_key_cache_ttl,
+                )
                 # What is alive now (modules, the schema, compiled rules) lives as long as the process:
                 # out of the collector's generations, full collections stay short (and so do pauses).
                 gc.freeze()
-                yield {"gateway": AppState(database, authenticator), "readiness": readiness}
+                yield {"gateway": AppState(database, authenticator, documents), "readiness": readiness}
         finally:
             samplers.remove(pool_sampler)
             await database.close(grace=settings.shutdown_grace)
@@ -109,7 +127,12 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
         routes.append(Route("/metrics", metrics_endpoint(samplers)))
     if endpoint.graphiql:
         routes.append(graphiql_assets())
-    rest = Starlette(routes=routes, lifespan=lifespan, middleware=cors_middleware(settings))
+    rest = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=cors_middleware(settings),
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+    )
     return Gateway(graphql, endpoint, rest)
 
 

@@ -130,6 +130,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     revoke.add_argument("key", metavar="PREFIX_OR_KEY")
 
+    documents = commands.add_parser(
+        "documents",
+        help="trusted documents (the operations your own apps were built with)",
+        description="Trusted documents: the operations first-party apps send, registered from the build's "
+        "manifest. `serve --trusted-documents-only` answers nothing else.",
+    )
+    document_commands = documents.add_subparsers(dest="documents_command", required=True, metavar="COMMAND")
+    register = document_commands.add_parser(
+        "register",
+        parents=[database],
+        help="register the documents of a manifest, all or nothing",
+        description="Register every document of a manifest: Apollo's persisted-query-manifest.json, Relay's "
+        "persisted_queries.json or GraphQL Code Generator's persisted-documents.json. Each must parse and "
+        "validate against the schema and the document limits (--max-tokens, --max-depth, --max-aliases, "
+        "--max-root-fields, --max-string-length as for serve); one that does not registers nothing.",
+    )
+    register.add_argument("manifest", type=Path, metavar="FILE")
+    for flag, dest in (
+        ("--max-tokens", "max_tokens"),
+        ("--max-depth", "max_depth"),
+        ("--max-aliases", "max_aliases"),
+        ("--max-root-fields", "max_root_fields"),
+        ("--max-string-length", "max_string_length"),
+    ):
+        register.add_argument(flag, dest=dest, type=int, metavar="N", help="as for serve")
+    document_commands.add_parser(
+        "list", parents=[database], help="list trusted documents", description="List trusted documents."
+    )
+    withdraw = document_commands.add_parser(
+        "revoke",
+        parents=[database],
+        help="revoke a trusted document",
+        description="Revoke a trusted document by its id. Running gateways stop answering it within the "
+        "cache lifetime (LOYALTY_GATEWAY_API_KEY_CACHE_TTL, 5 s by default).",
+    )
+    withdraw.add_argument("document_id", metavar="ID")
+
     token = commands.add_parser(
         "token", help="end-user tokens (JWT)", description="End-user tokens (see docs/end-user-tokens.md)."
     )
@@ -195,6 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(commands.list_api_keys(settings, org_id=args.org))
     if args.command == "api-key" and args.key_command == "revoke":
         return asyncio.run(commands.revoke_api_key(settings, args.key))
+    if args.command == "documents" and args.documents_command == "register":
+        return asyncio.run(commands.register_documents(settings, args.manifest))
+    if args.command == "documents" and args.documents_command == "list":
+        return asyncio.run(commands.list_documents(settings))
+    if args.command == "documents" and args.documents_command == "revoke":
+        return asyncio.run(commands.revoke_document(settings, args.document_id))
     if args.command == "token" and args.token_command == "mint":
         return commands.mint_token(settings, org_id=args.org, customer_id=args.customer, ttl_seconds=args.ttl)
     print(f"unknown command {args.command}", file=sys.stderr)
@@ -225,6 +268,9 @@ _EXPOSURE_FIELDS = (
     "jwt_issuer",
     "jwt_leeway",
     "cors_origins",
+    "max_persisted_queries",
+    "trusted_documents_only",
+    "max_batch_size",
 )
 
 
@@ -284,6 +330,26 @@ def _add_exposure_arguments(serve: argparse.ArgumentParser) -> None:
         "--cors-origins",
         metavar="ORIGINS",
         help="comma-separated origins browsers may call from, or * (default none)",
+    )
+
+    documents = serve.add_argument_group('documents (README, "Persisted queries and trusted documents")')
+    documents.add_argument(
+        "--max-persisted-queries",
+        type=int,
+        metavar="N",
+        help="automatic persisted queries kept per org; the least recently used go first (default 1000)",
+    )
+    documents.add_argument(
+        "--trusted-documents-only",
+        action="store_true",
+        default=None,
+        help="answer only documents registered with `documents register` (production mode)",
+    )
+    documents.add_argument(
+        "--max-batch-size",
+        type=int,
+        metavar="N",
+        help="operations one request may batch as a JSON array (default 0: batches refused)",
     )
 
 

@@ -142,10 +142,14 @@ async def list_api_keys(settings: Settings, *, org_id: int | None) -> int:
                 _when(key.revoked_at),
             )
         )
+    _print_table(rows)
+    return 0
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    return 0
 
 
 async def revoke_api_key(settings: Settings, prefix_or_key: str) -> int:
@@ -164,6 +168,72 @@ async def revoke_api_key(settings: Settings, prefix_or_key: str) -> int:
         print(f"error: there is no API key with prefix {prefix}", file=sys.stderr)
         return 1
     print(f"API key {prefix} is revoked (since {_when(revoked_at)})")
+    return 0
+
+
+async def register_documents(settings: Settings, manifest: Path) -> int:
+    from gateway.access.limits import Limits
+    from gateway.db.migrations import migrate as apply_migrations
+    from gateway.db.persisted_documents import DocumentIdTaken, insert_trusted_documents
+    from gateway.execution.manifests import ManifestError, check_documents, read_manifest
+    from gateway.schema import schema
+
+    try:
+        documents = check_documents(
+            read_manifest(manifest),
+            schema._schema,
+            limit_rules=Limits.from_settings(settings).validation_rules(introspection=True),
+            max_tokens=settings.max_tokens,
+        )
+    except ManifestError as error:
+        print(f"error: {error}; nothing was registered", file=sys.stderr)
+        return 1
+    connection = await _connect(settings)
+    try:
+        await apply_migrations(connection)
+        async with connection.transaction():
+            await insert_trusted_documents(connection, documents)
+    except DocumentIdTaken as error:
+        print(
+            f"error: id {error.document_id} is registered for another document; nothing was registered", file=sys.stderr
+        )
+        return 1
+    finally:
+        await connection.close()
+    print(f"registered {len(documents)} trusted documents from {manifest}")
+    return 0
+
+
+async def list_documents(settings: Settings) -> int:
+    from gateway.db.migrations import migrate as apply_migrations
+    from gateway.db.persisted_documents import list_trusted_documents
+
+    connection = await _connect(settings)
+    try:
+        await apply_migrations(connection)
+        documents = await list_trusted_documents(connection)
+    finally:
+        await connection.close()
+    rows = [("ID", "NAME", "REGISTERED", "REVOKED")]
+    rows += [(d.document_id, d.name, _when(d.registered_at), _when(d.revoked_at)) for d in documents]
+    _print_table(rows)
+    return 0
+
+
+async def revoke_document(settings: Settings, document_id: str) -> int:
+    from gateway.db.migrations import migrate as apply_migrations
+    from gateway.db.persisted_documents import revoke_trusted_document
+
+    connection = await _connect(settings)
+    try:
+        await apply_migrations(connection)
+        revoked_at = await revoke_trusted_document(connection, document_id)
+    finally:
+        await connection.close()
+    if revoked_at is None:
+        print(f"error: there is no trusted document with id {document_id}", file=sys.stderr)
+        return 1
+    print(f"trusted document {document_id} is revoked (since {_when(revoked_at)})")
     return 0
 
 

@@ -70,6 +70,13 @@ class Settings:
     jwt_leeway: float = 30.0
     # Comma-separated origins browsers may call from ("*" for any); none by default.
     cors_origins: str = ""
+    # --- documents (README, "Persisted queries and trusted documents") ---
+    # Automatic persisted queries kept per org; registering one more forgets the least recently used.
+    max_persisted_queries: int = 1_000
+    # Answer only registered (trusted) documents, by hash, id or identical text (production mode only).
+    trusted_documents_only: bool = False
+    # Operations a JSON array may batch in one request; 0: batches are refused.
+    max_batch_size: int = 0
     # In demo mode the GraphiQL page is pre-filled with this key.
     demo_api_key: str | None = field(default=None, repr=False)
 
@@ -121,6 +128,9 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "LOYALTY_GATEWAY_JWT_ISSUER": "jwt_issuer",
     "LOYALTY_GATEWAY_JWT_LEEWAY": "jwt_leeway",
     "LOYALTY_GATEWAY_CORS_ORIGINS": "cors_origins",
+    "LOYALTY_GATEWAY_MAX_PERSISTED_QUERIES": "max_persisted_queries",
+    "LOYALTY_GATEWAY_TRUSTED_DOCUMENTS_ONLY": "trusted_documents_only",
+    "LOYALTY_GATEWAY_MAX_BATCH_SIZE": "max_batch_size",
 }
 
 

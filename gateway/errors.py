@@ -14,6 +14,9 @@ class GatewayError(Exception):
     code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
     error_code: ClassVar[int | None] = None
     http_status: ClassVar[int] = 200
+    # A GraphQL request error (the document, its variables, its persisted form): answered with 200 to
+    # clients that accept only application/json, and with http_status in application/graphql-response+json.
+    request_error: ClassVar[bool] = False
     registry: ClassVar[dict[str, type[GatewayError]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -110,6 +113,27 @@ class QueryTooComplex(GatewayError):
 
     code = "QUERY_TOO_COMPLEX"
     http_status = 400
+    request_error = True
+
+
+class PersistedQueryNotFound(GatewayError):
+    """A document sent by its hash or id alone that this gateway does not know (yet): send it whole once.
+
+    The message is the one Apollo's persisted-query link looks for."""
+
+    code = "PERSISTED_QUERY_NOT_FOUND"
+    http_status = 404
+    request_error = True
+
+    def __init__(self, message: str = "PersistedQueryNotFound") -> None:
+        super().__init__(message)
+
+
+class DocumentNotTrusted(GatewayError):
+    """Trusted-documents-only mode: the document is not one of the registered ones."""
+
+    code = "DOCUMENT_NOT_TRUSTED"
+    http_status = 403
 
 
 class RateLimited(GatewayError):

@@ -22,10 +22,11 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
+from gateway.app import Gateway as GatewayApp
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.db.migrations import migrate
-from tests.factories import Seed
+from tests.factories import GRAPHQL_CLIENT_HEADERS, Seed
 
 TEMPLATE = "loyalty_test_template"
 
@@ -99,6 +100,7 @@ class Gateway:
 
     client: httpx.AsyncClient
     seed: Seed
+    app: GatewayApp
 
     async def query(
         self, query: str, variables: dict[str, Any] | None = None, *, key: str | None, **extra: Any
@@ -120,5 +122,6 @@ async def gateway(settings: Settings, connection) -> AsyncIterator[Gateway]:
     app = create_app(settings)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            yield Gateway(client=client, seed=Seed(connection))
+        headers = GRAPHQL_CLIENT_HEADERS
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway", headers=headers) as client:
+            yield Gateway(client=client, seed=Seed(connection), app=app)

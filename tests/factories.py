@@ -91,3 +91,14 @@ class Seed:
         new = generate_key()
         await insert_api_key(self.connection, org_id, new.prefix, new.key_hash, name)
         return new.key
+
+
+# The Accept header current GraphQL clients send (graphql-request, urql, Apollo Client 4): request errors
+# (parse, validation, variables, limits) are then 4xx. tests/edge/test_negotiation.py covers application/json.
+GRAPHQL_CLIENT_HEADERS = {"accept": "application/graphql-response+json, application/json;q=0.9"}
+JSON_MEDIA_TYPES = ("application/json", "application/graphql-response+json")
+
+
+def is_json(response: object) -> bool:
+    """Whether an httpx response is JSON, in either of the media types GraphQL over HTTP answers in."""
+    return str(response.headers["content-type"]).split(";")[0] in JSON_MEDIA_TYPES  # type: ignore[attr-defined]

@@ -35,15 +35,15 @@ class Gatekeeper:
         # One Caller per org for API keys: nothing to allocate per request.
         self._orgs: dict[int, Caller] = {}
 
-    async def admit(self, authorization: str | None, api_keys: ApiKeyAuthenticator) -> Caller:
-        """The caller; raises Unauthenticated or RateLimited."""
+    async def admit(self, authorization: str | None, api_keys: ApiKeyAuthenticator, cost: int = 1) -> Caller:
+        """The caller; raises Unauthenticated or RateLimited. `cost` is the request's operations."""
         if authorization and self.tokens is not None:
             scheme, _, credential = authorization.partition(" ")
             credential = credential.strip()
             if scheme.lower() == "bearer" and looks_like_jwt(credential):
                 user = self.tokens.verify(credential)
                 if self.user_limiter is not None:
-                    self.user_limiter.take((user.org_id, user.customer_id))
+                    self.user_limiter.take((user.org_id, user.customer_id), cost)
                 return Caller(user.org_id, user.customer_id)
         try:
             org_id = await api_keys.org_for(authorization)
@@ -53,7 +53,7 @@ class Gatekeeper:
             raise
         if self.key_limiter is not None:
             # org_for accepted the key, so it is `Bearer lgw_<12 hex prefix>_…`: the prefix names it.
-            self.key_limiter.take(authorization.partition("_")[2][:12])  # type: ignore[union-attr]
+            self.key_limiter.take(authorization.partition("_")[2][:12], cost)  # type: ignore[union-attr]
         caller = self._orgs.get(org_id)
         if caller is None:
             if len(self._orgs) >= 10_000:

@@ -95,6 +95,10 @@ def configuration_problems(settings: Settings) -> list[str]:
         problems.append("instances must be at least 1")
     if settings.rate_limit < 0 or settings.user_rate_limit < 0:
         problems.append("rate limits must be 0 (off) or more")
+    if settings.max_batch_size < 0:
+        problems.append("max_batch_size must be 0 (batches refused) or more")
+    if settings.max_persisted_queries < 1:
+        problems.append("max_persisted_queries must be at least 1")
     try:
         EndUserTokens.from_settings(settings)
     except TokenConfigurationError as error:

@@ -45,24 +45,26 @@ class RateLimiter:
         processes = max(1, processes)
         return cls(rate / processes, max(1.0, burst / processes))
 
-    def take(self, subject: Hashable) -> None:
-        """Spend one request of subject's budget; raises RateLimited when there is none left."""
+    def take(self, subject: Hashable, cost: int = 1) -> None:
+        """Spend `cost` requests of subject's budget (a batch costs one per operation);
+        raises RateLimited, spending nothing, when there is not that much left."""
         now = self._clock()
         bucket = self._buckets.get(subject)
         if bucket is None:
             if len(self._buckets) >= self._max_subjects:
                 self._forget_idle(now)
-            self._buckets[subject] = [self.burst - 1, now]
-            return
+            bucket = self._buckets[subject] = [self.burst, now]
         tokens = bucket[0] + (now - bucket[1]) * self.rate
         if tokens > self.burst:
             tokens = self.burst
         bucket[1] = now
-        if tokens >= 1:
-            bucket[0] = tokens - 1
+        if tokens >= cost:
+            bucket[0] = tokens - cost
             return
         bucket[0] = tokens
-        retry_after = max(1, math.ceil((1 - tokens) / self.rate))
+        if cost > self.burst:
+            raise RateLimited(f"a request of {cost} operations is more than this caller's burst allows", 60)
+        retry_after = max(1, math.ceil((cost - tokens) / self.rate))
         raise RateLimited(f"too many requests; try again in {retry_after} s", retry_after)
 
     def __len__(self) -> int:

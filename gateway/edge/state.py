@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from gateway.access.api_keys import ApiKeyAuthenticator
 from gateway.db.pool import Database
+from gateway.execution.persisted import PersistedDocuments
 
 
 @dataclass(frozen=True, slots=True)
 class AppState:
     database: Database
     authenticator: ApiKeyAuthenticator
+    documents: PersistedDocuments

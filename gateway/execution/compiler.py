@@ -11,8 +11,8 @@ to identical output.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from operator import attrgetter
 from typing import Any
 
@@ -32,9 +32,8 @@ from graphql import (
     VariableNode,
     is_non_null_type,
     is_required_argument,
-    located_error,
 )
-from graphql.execution.values import VariableValues, coerce_argument, get_argument_values, get_variable_values
+from graphql.execution.values import VariableValues, coerce_argument, get_variable_values
 from graphql.language import Visitor, visit
 from strawberry.schema.schema import Schema as StrawberrySchema
 from strawberry.types.base import StrawberryObjectDefinition
@@ -43,82 +42,22 @@ from strawberry.types.field import StrawberryField
 from gateway.execution.arguments import UnsupportedArgument, argument_converter, camel_case
 from gateway.execution.collect import collect_fields, directive_variables
 from gateway.execution.documents import Document
+from gateway.execution.plans import (
+    ArgumentReader,
+    BatchRoot,
+    NonNullViolation,
+    Plan,
+    RootField,
+    Serializer,
+    field_arguments,
+)
 from gateway.execution.variables import NotSupported, variables_coercer
 
 _UNSET = object()
 
-Serializer = Callable[[Any], Any]
-
-
-@dataclass(frozen=True, slots=True)
-class BatchRoot:
-    """How a plan runs one kind of root field: every field of that kind in a
-    request is prepared, then loaded in ONE call, then finished."""
-
-    prepare: Callable[..., Any]  # (**the field's Python arguments) -> item; no I/O; may raise
-    load: Callable[[Any, Sequence[Any]], Awaitable[Sequence[Any]]]  # (context, items) -> one result per item
-    finish: Callable[[Any, Any], Any]  # (item, result) -> the field's value; may raise
-
 
 class NotCompilable(Exception):
     """The operation uses something only graphql-core executes."""
-
-
-class NonNullViolation(Exception):
-    def __init__(self, type_name: str, field_name: str) -> None:
-        super().__init__(f"Cannot return null for non-nullable field {type_name}.{field_name}.")
-
-
-@dataclass(frozen=True, slots=True)
-class RootField:
-    key: str
-    nodes: tuple[FieldNode, ...]
-    field: GraphQLField | None  # None for __typename
-    root: BatchRoot | None
-    convert_arguments: Callable[[dict[str, Any]], dict[str, Any]] | None
-    constant_arguments: dict[str, Any] | None  # when the arguments use no variables
-    serialize: Serializer
-    # The coerced arguments read straight from the variables; None when they need graphql-core.
-    read_arguments: ArgumentReader | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    fields: tuple[RootField, ...]
-
-    async def execute(self, context: Any, variables: VariableValues) -> tuple[dict[str, Any], list[GraphQLError]]:
-        data: dict[str, Any] = {}
-        errors: list[GraphQLError] = []
-        # 1. Prepare every field (no I/O); 2. load each kind in one call; 3. finish and serialize.
-        pending: dict[BatchRoot, list[tuple[RootField, Any]]] = {}
-        for field in self.fields:
-            if field.root is None:
-                data[field.key] = field.serialize(None)
-                continue
-            data[field.key] = None  # keeps the response in field order
-            try:
-                arguments = field.constant_arguments
-                if arguments is None:
-                    arguments = Compiler.arguments(field, variables)
-                pending.setdefault(field.root, []).append((field, field.root.prepare(**arguments)))
-            except Exception as error:  # reported like graphql-core does: a located error, the field null
-                errors.append(_located(error, field))
-        for root, prepared in pending.items():
-            try:
-                results: Sequence[Any] = await root.load(context, [item for _, item in prepared])
-            except Exception as error:
-                errors.extend(_located(error, field) for field, _ in prepared)
-                continue
-            for (field, item), result in zip(prepared, results, strict=True):
-                try:
-                    data[field.key] = field.serialize(root.finish(item, result))
-                except Exception as error:
-                    errors.append(_located(error, field))
-        return data, errors
-
-
-def _located(error: Exception, field: RootField) -> GraphQLError:
-    return located_error(error, list(field.nodes), [field.key])
 
 
 class Compiler:
@@ -167,15 +106,6 @@ class Compiler:
         document.plans[cache_key] = plan
         return plan
 
-    @staticmethod
-    def arguments(root: RootField, variables: VariableValues) -> dict[str, Any]:
-        assert root.field is not None and root.convert_arguments is not None
-        raw = root.read_arguments(variables.coerced) if root.read_arguments is not None else None
-        if raw is None:
-            # Not compiled, or a value graphql-core refuses: it says why.
-            raw = get_argument_values(root.field, root.nodes[0], variables)
-        return root.convert_arguments(raw)
-
     def _directive_key(
         self, document: Document, operation_name: str | None, variables: VariableValues
     ) -> tuple[Any, ...]:
@@ -212,7 +142,7 @@ class Compiler:
             reader = argument_reader(field, nodes[0])
             root = RootField(key, tuple(nodes), field, resolver, convert, None, serialize, reader)
             if not _uses_variables(nodes[0]):
-                root = replace(root, constant_arguments=self.arguments(root, variables))
+                root = replace(root, constant_arguments=field_arguments(root, variables))
             roots.append(root)
         return Plan(tuple(roots))
 
@@ -277,9 +207,6 @@ class Compiler:
             return {key: serialize(get(value)) for key, get, serialize in entries}
 
         return serialize_object
-
-
-ArgumentReader = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
 def argument_reader(field: GraphQLField, node: FieldNode) -> ArgumentReader | None:

@@ -8,7 +8,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from gateway.domain.lookup import Lookup, Matches
-from gateway.execution.compiler import BatchRoot
+from gateway.execution.plans import BatchRoot
 from gateway.resolvers import balance
 from gateway.resolvers.context import Info
 from gateway.schema.enums import EntityType, Source

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from gateway.domain.api_keys import generate_key
+from tests.factories import is_json
 
 ORG = 100737
 QUERY = '{ pointsBalance(identifiers: [{type: ID, value: "565039505"}], source: INSTORE) { entityId } }'
@@ -36,7 +37,7 @@ def real_prefix(key: str) -> str:
 def assert_unauthenticated(response: httpx.Response) -> str:
     """The 401 answer; returns its message."""
     assert response.status_code == 401, response.text
-    assert response.headers["content-type"].startswith("application/json")
+    assert is_json(response)
     assert response.headers["www-authenticate"] == "Bearer"
     assert response.headers["x-request-id"]
     body = response.json()

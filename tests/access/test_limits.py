@@ -22,7 +22,7 @@ from gateway.access.deadlines import Deadlines, absorb_late_cancellation
 from gateway.app import Gateway, create_app
 from gateway.config import Settings
 from gateway.edge.graphql import GraphQLEndpoint
-from tests.factories import Seed
+from tests.factories import GRAPHQL_CLIENT_HEADERS, Seed, is_json
 
 ORG = 100737
 TOM = 565039505
@@ -72,7 +72,9 @@ async def app(settings: Settings, connection: asyncpg.Connection) -> AsyncIterat
     endpoint = graphql_endpoint(application)
     async with LifespanManager(application) as manager:
         transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gateway", headers=GRAPHQL_CLIENT_HEADERS
+        ) as client:
             yield App(client, endpoint, seed, key)
 
 
@@ -82,7 +84,7 @@ def graphql_endpoint(application: Gateway) -> GraphQLEndpoint:
 
 def refusal(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
+    assert is_json(response)
     body = response.json()
     assert "data" not in body, body
     assert body["errors"][0]["extensions"]["code"] == code, body
@@ -495,7 +497,7 @@ async def test_a_fault_outside_execution_is_a_json_500_with_a_request_id(app, mo
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(app.endpoint, "execute", broken)
+    monkeypatch.setattr(app.endpoint.executor, "execute", broken)
     with caplog.at_level(logging.ERROR, logger="gateway.edge.graphql"):
         response = await app.post({"query": LOOKUP}, **{"x-request-id": "fault-43"})
     body = refusal(response, 500, "INTERNAL_SERVER_ERROR")

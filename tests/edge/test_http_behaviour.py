@@ -16,7 +16,7 @@ from asgi_lifespan import LifespanManager
 
 from gateway.app import create_app
 from gateway.config import Settings
-from tests.factories import Seed
+from tests.factories import GRAPHQL_CLIENT_HEADERS, Seed, is_json
 from tests.relay import Relay
 
 ORG = 100737
@@ -47,7 +47,7 @@ def auth(key: str) -> dict[str, str]:
 
 def error_code(response: httpx.Response) -> str:
     """The code of a response's first error; also checks the response is JSON and leaks nothing."""
-    assert response.headers["content-type"].startswith("application/json"), response.headers
+    assert is_json(response), response.headers
     assert not INTERNALS.search(response.text), response.text
     body = response.json()
     assert isinstance(body, dict)
@@ -62,7 +62,7 @@ def error_code(response: httpx.Response) -> str:
 async def test_post_with_a_json_body_answers(gateway, key):
     response = await gateway.query(LOOKUP, TOM_VARIABLES, key=key)
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("application/json")
+    assert is_json(response)
     assert response.json() == {"data": {"pointsBalance": {"entityId": str(TOM), "mainPoints": "8500.000"}}}
 
 
@@ -351,7 +351,9 @@ async def outage(database_url: str, connection: Any) -> AsyncIterator[Outage]:
     try:
         async with LifespanManager(create_app(settings)) as manager:
             transport = httpx.ASGITransport(app=manager.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://gateway", headers=GRAPHQL_CLIENT_HEADERS
+            ) as client:
                 seed = Seed(connection)
                 await seed.org(ORG)
                 await seed.program(ORG, 973, default=True)

@@ -9,6 +9,7 @@ import pytest
 from gateway.cli import build_parser, settings_from
 from gateway.config import Settings, settings_from_environment
 from gateway.edge.graphiql import ASSETS_PATH
+from tests.factories import is_json
 
 ORG = 100737
 TOM = 565039505
@@ -106,7 +107,7 @@ async def test_production_does_not_suggest_enum_values_of_literals(gateway, key)
 async def test_production_serves_no_graphiql(gateway, key):
     response = await graphiql(gateway)
     assert response.status_code == 404
-    assert response.headers["content-type"].startswith("application/json")
+    assert is_json(response)
     assert response.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     assets = await gateway.client.get(f"{ASSETS_PATH}/graphiql.min.js")
     assert assets.status_code == 404

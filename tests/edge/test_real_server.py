@@ -8,12 +8,14 @@ ends. Retry-After and CORS preflights go over a real connection too.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+import websockets
 
 from gateway.app import create_app
 from gateway.config import Settings
@@ -166,3 +168,17 @@ async def test_a_cors_preflight_over_a_real_connection(server):
         )
         assert actual.headers["access-control-allow-origin"] == ORIGIN
         assert "x-request-id" in actual.headers["access-control-expose-headers"].lower()
+
+
+@pytest.mark.parametrize("path", ["/graphql", "/elsewhere"])
+async def test_a_websocket_upgrade_is_refused_with_json(server, path):
+    """No WebSocket transport is served: the upgrade gets a JSON answer with a code, not plain text."""
+    host, port, _ = server
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        async with websockets.connect(f"ws://{host}:{port}{path}", open_timeout=5):
+            pass
+    response = refused.value.response
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/json"
+    body = json.loads(response.body)
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"

@@ -20,9 +20,12 @@ from graphql.execution.values import VariableValues
 
 from gateway.config import Settings
 from gateway.db.pool import ConnectionPool, Database, create_pool
-from gateway.edge.graphql import GraphQLEndpoint, GraphQLRequest, format_error
-from gateway.execution.compiler import Compiler, Plan
+from gateway.edge.graphql import GraphQLEndpoint
+from gateway.execution.compiler import Compiler
 from gateway.execution.documents import Document
+from gateway.execution.operations import GraphQLRequest
+from gateway.execution.plans import Plan
+from gateway.execution.results import format_error
 from gateway.resolvers.context import Context
 from gateway.schema import ROOT_RESOLVERS, schema
 from tests.execution.queries import ORG_DUAL, ORG_PLAIN
@@ -135,7 +138,7 @@ class World:
         """The gateway's endpoint, and the plans it chose (none: it answered before planning)."""
         self.compiler.calls.clear()
         _, body = self.loop.run_until_complete(
-            self.endpoint.execute(GraphQLRequest(query, variables, operation_name), self.context(org_id))
+            self.endpoint.executor.execute(GraphQLRequest(query, variables, operation_name), self.context(org_id))
         )
         return Outcome.of(body.get("data"), body.get("errors", [])), list(self.compiler.calls)
 
@@ -178,7 +181,7 @@ def world(database_url: str) -> Iterator[World]:
         pool = loop.run_until_complete(open_pool())
         endpoint = GraphQLEndpoint(schema=schema, root_resolvers=ROOT_RESOLVERS, settings=settings)
         compiler = RecordingCompiler(schema, ROOT_RESOLVERS)
-        endpoint.compiler = compiler
+        endpoint.executor.compiler = compiler
         try:
             yield World(loop, settings, Database(pool, 2.0), endpoint, compiler)
         finally:

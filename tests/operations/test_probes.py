@@ -10,6 +10,7 @@ import asyncpg
 from prometheus_client import REGISTRY
 
 from gateway.config import Settings
+from gateway.db.migrations import available_migrations
 from gateway.edge.health import READINESS_TTL
 from tests.operations import code_of, lookup, seed_tom
 from tests.operations.conftest import running_app
@@ -56,7 +57,7 @@ async def test_readyz_is_503_when_the_schema_is_behind_this_gateway(database_url
     assert response.status_code == 503
     assert response.json() == {
         "status": "unavailable",
-        "reason": "the database schema is at version 0; this gateway needs 1",
+        "reason": f"the database schema is at version 0; this gateway needs {available_migrations()[-1].version}",
     }
 
 

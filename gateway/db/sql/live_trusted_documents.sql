@@ -1,0 +1,1 @@
+SELECT document_id, sha256, document FROM trusted_documents WHERE revoked_at IS NULL
