@@ -22,6 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.access.api_keys import ApiKeyAuthenticator
+from gateway.access.token_keys import OrgTokenKeys
 from gateway.config import Settings, settings_from_json, settings_to_json
 from gateway.db.pool import Database, create_pool
 from gateway.edge.cors import cors_middleware, cors_options
@@ -97,6 +98,8 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
             async with kept_ready(database_url, database, settings, [observer.sample]) as readiness:
                 # Lifespan state is copied into every request's `request.state`.
                 authenticator = ApiKeyAuthenticator(database, settings.api_key_cache_ttl)
+                # Each org's own end-user token keys, cached like API keys.
+                endpoint.gatekeeper.tokens.use_org_keys(OrgTokenKeys(database, settings.api_key_cache_ttl))
                 documents = PersistedDocuments(
                     database,
                     trusted_only=trusted_only,

@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Running gateways stop accepting it within the key cache lifetime (5 s by default).",
     )
     revoke.add_argument("key", metavar="PREFIX_OR_KEY")
+    from gateway.token_key_commands import add_token_key_parser
+
+    add_token_key_parser(commands, database)
 
     documents = commands.add_parser(
         "documents",
@@ -232,6 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(commands.list_api_keys(settings, org_id=args.org))
     if args.command == "api-key" and args.key_command == "revoke":
         return asyncio.run(commands.revoke_api_key(settings, args.key))
+    if args.command == "token-key":
+        from gateway.token_key_commands import run
+
+        return run(settings, args)
     if args.command == "documents" and args.documents_command == "register":
         return asyncio.run(commands.register_documents(settings, args.manifest))
     if args.command == "documents" and args.documents_command == "list":
@@ -255,6 +262,8 @@ _EXPOSURE_FIELDS = (
     "max_aliases",
     "max_root_fields",
     "max_string_length",
+    "max_directives",
+    "max_cost",
     "request_timeout",
     "rate_limit",
     "rate_limit_burst",
@@ -298,6 +307,10 @@ def _add_exposure_arguments(serve: argparse.ArgumentParser) -> None:
     limits.add_argument("--max-root-fields", type=int, metavar="N", help="root fields per operation (default 60)")
     limits.add_argument(
         "--max-string-length", type=int, metavar="N", help="characters per string argument or variable (default 1024)"
+    )
+    limits.add_argument("--max-directives", type=int, metavar="N", help="directives per document (default 50)")
+    limits.add_argument(
+        "--max-cost", type=int, metavar="N", help="what one operation may cost, in lookups (default 100; README, Cost)"
     )
     limits.add_argument("--request-timeout", type=float, metavar="SECONDS", help="per-request deadline (default 5)")
 

@@ -52,6 +52,9 @@ class Settings:
     max_aliases: int = 60
     max_root_fields: int = 60
     max_string_length: int = 1_024
+    # Directives per document (GraphQL Armor's default); and what one operation may cost (README, "Cost").
+    max_directives: int = 50
+    max_cost: int = 100
     # Seconds a request may take from its first byte to its answer; its database work is then cancelled.
     request_timeout: float = 5.0
     # Requests per second (and burst) for the whole deployment, per API key and per end user; 0 = off.
@@ -115,6 +118,8 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "LOYALTY_GATEWAY_MAX_ALIASES": "max_aliases",
     "LOYALTY_GATEWAY_MAX_ROOT_FIELDS": "max_root_fields",
     "LOYALTY_GATEWAY_MAX_STRING_LENGTH": "max_string_length",
+    "LOYALTY_GATEWAY_MAX_DIRECTIVES": "max_directives",
+    "LOYALTY_GATEWAY_MAX_COST": "max_cost",
     "LOYALTY_GATEWAY_REQUEST_TIMEOUT": "request_timeout",
     "LOYALTY_GATEWAY_RATE_LIMIT": "rate_limit",
     "LOYALTY_GATEWAY_RATE_LIMIT_BURST": "rate_limit_burst",

@@ -142,9 +142,10 @@ class RateLimited(GatewayError):
     code = "RATE_LIMITED"
     http_status = 429
 
-    def __init__(self, message: str, retry_after: int) -> None:
+    def __init__(self, message: str, retry_after: int, budget_headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.budget_headers = budget_headers or {}
 
     @property
     def extensions(self) -> dict[str, Any]:
@@ -152,7 +153,7 @@ class RateLimited(GatewayError):
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"retry-after": str(self.retry_after)}
+        return {"retry-after": str(self.retry_after), **self.budget_headers}
 
 
 class RequestTimeout(GatewayError):

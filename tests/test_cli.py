@@ -71,6 +71,9 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
         ["api-key", "create"],
         ["api-key", "list"],
         ["api-key", "revoke"],
+        ["token-key", "add"],
+        ["token-key", "list"],
+        ["token-key", "revoke"],
     ],
 )
 def test_every_command_explains_itself(args: list[str]) -> None:

@@ -3,7 +3,8 @@
 A bearer credential is an API key (`lgw_<prefix>_<secret>`: a backend or a
 web app, reading anything in its org) or an end-user token (a JWT: one
 customer, reading only their own balance and the fleets they head). Each
-kind has its own rate limit, counted per key and per end user.
+kind has its own rate limit, counted per key and per end user in cost units:
+what the request's lookups weigh, known before any of them runs.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from dataclasses import dataclass
 
 from gateway.access.api_keys import ApiKeyAuthenticator
 from gateway.access.end_user_tokens import EndUserTokens, looks_like_jwt
-from gateway.access.rate_limits import RateLimiter
+from gateway.access.rate_limits import Budget, RateLimiter
 from gateway.config import Settings
-from gateway.errors import Unauthenticated
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,28 +35,30 @@ class Gatekeeper:
         # One Caller per org for API keys: nothing to allocate per request.
         self._orgs: dict[int, Caller] = {}
 
-    async def admit(self, authorization: str | None, api_keys: ApiKeyAuthenticator, cost: int = 1) -> Caller:
-        """The caller; raises Unauthenticated or RateLimited. `cost` is the request's operations."""
-        if authorization and self.tokens is not None:
+    async def admit(self, authorization: str | None, api_keys: ApiKeyAuthenticator) -> Caller:
+        """The caller; raises Unauthenticated. What the request may cost is charged once it is known."""
+        if authorization:
             scheme, _, credential = authorization.partition(" ")
             credential = credential.strip()
             if scheme.lower() == "bearer" and looks_like_jwt(credential):
-                user = self.tokens.verify(credential)
-                if self.user_limiter is not None:
-                    self.user_limiter.take((user.org_id, user.customer_id), cost)
+                user = await self.tokens.verify(credential)
                 return Caller(user.org_id, user.customer_id)
-        try:
-            org_id = await api_keys.org_for(authorization)
-        except Unauthenticated:
-            if self.tokens is None and authorization and looks_like_jwt(authorization.partition(" ")[2].strip()):
-                raise Unauthenticated("end-user tokens are not enabled on this gateway") from None
-            raise
-        if self.key_limiter is not None:
-            # org_for accepted the key, so it is `Bearer lgw_<12 hex prefix>_…`: the prefix names it.
-            self.key_limiter.take(authorization.partition("_")[2][:12], cost)  # type: ignore[union-attr]
+        org_id = await api_keys.org_for(authorization)
         caller = self._orgs.get(org_id)
         if caller is None:
             if len(self._orgs) >= 10_000:
                 self._orgs.clear()
             caller = self._orgs[org_id] = Caller(org_id)
         return caller
+
+    def charge(self, caller: Caller, authorization: str, cost: int) -> Budget | None:
+        """Spend `cost` units of the caller's budget (its end user's, or its API key's); raises RateLimited.
+        None when that kind of caller is not rate limited."""
+        if caller.customer_id is not None:
+            if self.user_limiter is None:
+                return None
+            return self.user_limiter.take((caller.org_id, caller.customer_id), cost)
+        if self.key_limiter is None:
+            return None
+        # admit accepted the key, so it is `Bearer lgw_<12 hex prefix>_…`: the prefix names it.
+        return self.key_limiter.take(authorization.partition("_")[2][:12], cost)

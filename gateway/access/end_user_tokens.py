@@ -2,38 +2,53 @@
 
 A token names an org (`org`, an integer) and a customer (`sub`, the
 customer's entity id as a decimal string) and must expire (`exp`). It is
-signed with HS256 and the configured secret, or RS256/ES256 and one of the
-configured public keys (PEM files or a JWKS file). The algorithm a token
-names picks the key *kind*, never the other way round: an HS256 token is
-only ever checked against the secret, so a public key cannot be used as an
-HMAC secret, and `alg: none` is refused. See docs/end-user-tokens.md.
+signed with HS256 and a secret, or RS256/ES256 and a public key (PEM or JWK).
+The keys are the org's own (`token-key add`), which vouch for that org alone,
+or the deployment-wide ones (--jwt-*), which vouch for every org: the
+single-issuer choice. The algorithm a token names picks the key *kind*, never
+the other way round: an HS256 token is only ever checked against secrets, so
+a public key cannot be used as an HMAC secret, and `alg: none` is refused.
+See docs/end-user-tokens.md.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from gateway.access.token_keys import (
+    ALGORITHMS,
+    MIN_SECRET_BYTES,
+    OrgKeys,
+    TokenConfigurationError,
+    VerificationKey,
+    algorithm_of,
+    checked_secret,
+    pem_public_key,
+    read_key_file,
+)
 from gateway.config import Settings
 from gateway.domain.vocabulary import MAX_ENTITY_ID
 from gateway.errors import Unauthenticated
 
-# RFC 7518 3.2: an HS256 key must be at least as long as the hash.
-MIN_SECRET_BYTES = 32
+__all__ = ["MIN_SECRET_BYTES", "EndUser", "EndUserTokens", "TokenConfigurationError", "looks_like_jwt", "mint"]
+
 # Verified tokens are remembered (until they expire) so a token used many
 # times is checked once; a full cache is simply emptied.
 _CACHE_LIMIT = 10_000
+# Whatever key a token names, or whichever org: a refusal must not tell an org's keys, or the org, exist.
+_BAD_SIGNATURE = "the end-user token's signature does not verify"
 
 
-class TokenConfigurationError(ValueError):
-    """The configured keys cannot be used (missing file, wrong kind of key …)."""
+class OrgKeySource(Protocol):
+    async def keys_for(self, org_id: int) -> OrgKeys: ...
+
+    async def any_keys(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +62,8 @@ class _Verified:
     user: EndUser
     not_before: float
     expires_at: float
+    # time.monotonic() until which the key that verified it is known to be live (an org key can be revoked).
+    key_live_until: float
 
 
 def looks_like_jwt(credential: str) -> bool:
@@ -55,6 +72,8 @@ def looks_like_jwt(credential: str) -> bool:
 
 
 class EndUserTokens:
+    """Verifies end-user tokens with the deployment-wide keys (every org) and each org's own keys (that org)."""
+
     def __init__(
         self,
         *,
@@ -64,45 +83,38 @@ class EndUserTokens:
         audience: str | None = None,
         issuer: str | None = None,
         leeway: float = 30.0,
+        org_keys: OrgKeySource | None = None,
     ) -> None:
-        if secret is not None and len(secret) < MIN_SECRET_BYTES:
-            raise TokenConfigurationError(f"the JWT secret must be at least {MIN_SECRET_BYTES} bytes long")
-        self._secret = secret
-        # Keys by the only algorithm each may verify.
-        self._keys: dict[str, list[Any]] = {}
+        keys = []
         if secret is not None:
-            self._keys["HS256"] = [secret]
+            keys.append(VerificationKey("HS256", checked_secret(secret, "the JWT secret"), None, audience, issuer))
         for key in public_keys or ():
-            self._keys.setdefault(_algorithm_of(key), []).append(key)
-        self._by_kid: dict[str, jwt.PyJWK] = {}
+            keys.append(VerificationKey(algorithm_of(key), key, None, audience, issuer))
         for jwk in jwks or ():
             if jwk.algorithm_name not in ("RS256", "ES256"):
                 raise TokenConfigurationError(f"JWKS key {jwk.key_id!r} is {jwk.algorithm_name}; use RS256 or ES256")
-            if jwk.key_id:
-                self._by_kid[jwk.key_id] = jwk
-            self._keys.setdefault(jwk.algorithm_name, []).append(jwk)
-        if not self._keys:
-            raise TokenConfigurationError("no key to verify end-user tokens with")
-        self._audience = audience
-        self._issuer = issuer
+            keys.append(VerificationKey(jwk.algorithm_name, jwk, jwk.key_id or None, audience, issuer))
+        # The single-issuer choice: these vouch for whatever org a token names.
+        self._deployment_keys = tuple(keys)
+        self._org_keys = org_keys
         self._leeway = leeway
         self._cache: dict[str, _Verified] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> EndUserTokens | None:
-        """The verifier for the configured keys; None when end-user tokens are not enabled."""
-        if not (settings.jwt_secret_file or settings.jwt_public_key_files or settings.jwt_jwks_file):
-            return None
+    def from_settings(cls, settings: Settings, org_keys: OrgKeySource | None = None) -> EndUserTokens:
+        """The verifier for the configured deployment-wide keys (perhaps none) and, once given, each org's keys."""
         secret = None
         if settings.jwt_secret_file:
-            secret = _read(settings.jwt_secret_file).strip()
+            secret = checked_secret(read_key_file(settings.jwt_secret_file), settings.jwt_secret_file)
         public_keys = [
-            _load_public_key(path.strip()) for path in (settings.jwt_public_key_files or "").split(",") if path.strip()
+            pem_public_key(read_key_file(path.strip()), path.strip())
+            for path in (settings.jwt_public_key_files or "").split(",")
+            if path.strip()
         ]
         jwks = None
         if settings.jwt_jwks_file:
             try:
-                jwks = jwt.PyJWKSet.from_json(_read(settings.jwt_jwks_file).decode()).keys
+                jwks = jwt.PyJWKSet.from_json(read_key_file(settings.jwt_jwks_file).decode()).keys
             except (jwt.PyJWKError, jwt.PyJWKSetError, json.JSONDecodeError, UnicodeDecodeError) as error:
                 raise TokenConfigurationError(f"{settings.jwt_jwks_file}: not a usable JWKS: {error}") from None
         return cls(
@@ -112,54 +124,102 @@ class EndUserTokens:
             audience=settings.jwt_audience or None,
             issuer=settings.jwt_issuer or None,
             leeway=settings.jwt_leeway,
+            org_keys=org_keys,
         )
 
-    def verify(self, token: str) -> EndUser:
+    def use_org_keys(self, org_keys: OrgKeySource) -> None:
+        """Verify tokens with each org's own keys too (the app's lifespan gives the store it opens)."""
+        self._org_keys = org_keys
+
+    async def verify(self, token: str) -> EndUser:
         """The end user a valid token names; raises Unauthenticated."""
         cached = self._cache.get(token)
         if cached is not None:
             now = time.time()
-            if cached.not_before - self._leeway <= now < cached.expires_at + self._leeway:
+            if (
+                cached.not_before - self._leeway <= now < cached.expires_at + self._leeway
+                and time.monotonic() < cached.key_live_until
+            ):
                 return cached.user
             del self._cache[token]
-        claims = self._decode(token)
+        claims, key_live_until = await self._decode(token)
         user = EndUser(_org_id(claims), _customer_id(claims))
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         not_before = max(float(claims.get("nbf", 0)), float(claims.get("iat", 0)))
-        self._cache[token] = _Verified(user, not_before, float(claims["exp"]))
+        self._cache[token] = _Verified(user, not_before, float(claims["exp"]), key_live_until)
         return user
 
-    def _decode(self, token: str) -> dict[str, Any]:
+    async def _decode(self, token: str) -> tuple[dict[str, Any], float]:
+        """The verified claims, and until when the key that verified them is known to be live."""
+        if not self._deployment_keys and not await self._any_org_keys():
+            raise Unauthenticated("end-user tokens are not enabled on this gateway")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
             raise Unauthenticated("the bearer token is neither an API key nor a valid JWT") from None
         algorithm = header.get("alg")
-        keys = self._keys.get(algorithm) if isinstance(algorithm, str) else None
-        if not keys:
+        if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
             raise Unauthenticated(f"end-user tokens signed with {algorithm!r} are not accepted")
         kid = header.get("kid")
-        if isinstance(kid, str) and kid in self._by_kid:
-            keys = [self._by_kid[kid]]
-        failure: jwt.InvalidTokenError | None = None
+        # Deployment-wide keys first: a single-issuer deployment verifies without the database.
+        candidates = _candidates(self._deployment_keys, algorithm, kid)
+        if candidates and (claims := self._verified(token, algorithm, candidates)) is not None:
+            return claims, math.inf
+        if self._org_keys is None or not await self._any_org_keys():
+            # Deployment-wide keys alone: which algorithms they take is no org's secret.
+            if all(key.algorithm != algorithm for key in self._deployment_keys):
+                raise Unauthenticated(f"end-user tokens signed with {algorithm!r} are not accepted")
+            raise Unauthenticated(_BAD_SIGNATURE)
+        # Only the named org's keys may vouch for it. The claim is read before the signature is checked, but
+        # the signature covers it: a key of org A verifies no token naming org B.
+        org_id = _org_id(_unverified_claims(token))
+        org = await self._org_keys.keys_for(org_id)
+        candidates = _candidates(org.keys, algorithm, kid)
+        claims = self._verified(token, algorithm, candidates) if candidates else None
+        if claims is None or claims.get("org") != org_id:
+            raise Unauthenticated(_BAD_SIGNATURE)
+        return claims, org.expires_at
+
+    async def _any_org_keys(self) -> bool:
+        return self._org_keys is not None and await self._org_keys.any_keys()
+
+    def _verified(self, token: str, algorithm: str, keys: list[VerificationKey]) -> dict[str, Any] | None:
+        """The claims, checked with the first key whose signature matches; None when none does."""
         for key in keys:
             try:
                 return jwt.decode(
                     token,
-                    key,
+                    key.key,
                     algorithms=[algorithm],
-                    audience=self._audience,
-                    issuer=self._issuer,
+                    audience=key.audience,
+                    issuer=key.issuer,
                     leeway=self._leeway,
                     options={"require": ["exp", "sub", "org"]},
                 )
-            except jwt.InvalidSignatureError as error:
-                failure = error  # another key of the same kind may have signed it (key rotation)
+            except jwt.InvalidSignatureError:
+                continue  # another key of the same kind may have signed it (key rotation)
             except jwt.InvalidTokenError as error:
+                # This key's signature matched: its own audience and issuer rules decide.
                 raise Unauthenticated(_reason(error)) from None
-        assert failure is not None
-        raise Unauthenticated(_reason(failure))
+        return None
+
+
+def _candidates(keys: tuple[VerificationKey, ...], algorithm: str, kid: Any) -> list[VerificationKey]:
+    """The keys that may verify a token: of its algorithm only, and only the one its `kid` names, if any."""
+    if isinstance(kid, str) and any(key.kid == kid for key in keys):
+        return [key for key in keys if key.kid == kid and key.algorithm == algorithm]
+    return [key for key in keys if key.algorithm == algorithm]
+
+
+def _unverified_claims(token: str) -> dict[str, Any]:
+    try:
+        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError as error:
+        raise Unauthenticated(_reason(error)) from None
+    if "org" not in claims:
+        raise Unauthenticated("the end-user token has no 'org' claim")
+    return claims
 
 
 def mint(
@@ -209,27 +269,3 @@ def _customer_id(claims: dict[str, Any]) -> int:
     if not isinstance(sub, str) or not sub.isascii() or not sub.isdigit() or not 0 < int(sub) <= MAX_ENTITY_ID:
         raise Unauthenticated("the end-user token's `sub` claim must be a customer id (decimal digits)")
     return int(sub)
-
-
-def _read(path: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as error:
-        raise TokenConfigurationError(f"cannot read {path}: {error.strerror}") from None
-
-
-def _load_public_key(path: str) -> Any:
-    try:
-        key = load_pem_public_key(_read(path))
-    except ValueError:
-        raise TokenConfigurationError(f"{path} is not a PEM public key") from None
-    _algorithm_of(key, path)
-    return key
-
-
-def _algorithm_of(key: Any, where: str = "a public key") -> str:
-    if isinstance(key, rsa.RSAPublicKey):
-        return "RS256"
-    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
-        return "ES256"
-    raise TokenConfigurationError(f"{where}: only RSA (RS256) and P-256 EC (ES256) public keys are accepted")

@@ -14,6 +14,7 @@ from typing import Any
 
 from graphql import (
     ASTValidationRule,
+    DirectiveNode,
     FieldNode,
     FragmentSpreadNode,
     GraphQLError,
@@ -45,6 +46,7 @@ class Limits:
     max_aliases: int
     max_root_fields: int
     max_string_length: int
+    max_directives: int = 50
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -55,6 +57,7 @@ class Limits:
             max_aliases=settings.max_aliases,
             max_root_fields=settings.max_root_fields,
             max_string_length=settings.max_string_length,
+            max_directives=settings.max_directives,
         )
 
     def validation_rules(self, *, introspection: bool) -> tuple[type[ASTValidationRule], ...]:
@@ -62,6 +65,7 @@ class Limits:
         rules = [
             depth_limit(self.max_depth),
             alias_limit(self.max_aliases),
+            directive_limit(self.max_directives),
             root_field_limit(self.max_root_fields),
             string_literal_limit(self.max_string_length),
         ]
@@ -86,7 +90,16 @@ def configuration_problems(settings: Settings) -> list[str]:
     problems = []
     if settings.env not in (None, "production", "development"):
         problems.append(f"LOYALTY_GATEWAY_ENV must be production or development, not {settings.env!r}")
-    for name in ("max_body_bytes", "max_tokens", "max_depth", "max_aliases", "max_root_fields", "max_string_length"):
+    for name in (
+        "max_body_bytes",
+        "max_tokens",
+        "max_depth",
+        "max_aliases",
+        "max_root_fields",
+        "max_string_length",
+        "max_directives",
+        "max_cost",
+    ):
         if getattr(settings, name) < 1:
             problems.append(f"{name} must be at least 1")
     if settings.request_timeout <= 0:
@@ -269,6 +282,22 @@ def alias_limit(max_aliases: int) -> type[ASTValidationRule]:
                     )
 
     return AliasLimit
+
+
+def directive_limit(max_directives: int) -> type[ASTValidationRule]:
+    """A rule refusing documents with more than max_directives directives (known or not: each costs validation)."""
+
+    class DirectiveLimit(ASTValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            self.directives = 0
+
+        def enter_directive(self, node: DirectiveNode, *_args: Any) -> None:
+            self.directives += 1
+            if self.directives == max_directives + 1:
+                _report(self.context, QueryTooComplex(f"the document has more than {max_directives} directives"), node)
+
+    return DirectiveLimit
 
 
 def root_field_limit(max_root_fields: int) -> type[ASTValidationRule]:

@@ -1,4 +1,4 @@
-"""Rate limiting: a token bucket per caller (an API key, an end user).
+"""Rate limiting: a token bucket per caller (an API key, an end user), counted in cost units.
 
 Each worker process keeps its own buckets; the configured rate is the
 deployment's total, so each worker enforces rate / (workers x instances)
@@ -11,12 +11,44 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 
 from gateway.errors import RateLimited
 
 # More subjects than this at once and the idle ones are forgotten (an idle
 # bucket is full, which is what a forgotten one starts as again).
 MAX_SUBJECTS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Where a caller stands after a request: this worker's share of its bucket, in cost units."""
+
+    maximum: float  # the burst
+    remaining: float
+    restore_rate: float  # units per second
+
+    def headers(self) -> dict[str, str]:
+        """The IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers): the policy as a quota
+        over the seconds a bucket takes to refill whole, and what is left and until when."""
+        window = math.ceil(self.maximum / self.restore_rate)
+        refill = math.ceil((self.maximum - self.remaining) / self.restore_rate)
+        return {
+            "ratelimit-policy": f'"cost";q={int(self.maximum)};w={window}',
+            "ratelimit": f'"cost";r={int(self.remaining)};t={refill}',
+        }
+
+    def extension(self, cost: int) -> dict[str, object]:
+        """`extensions.cost` of an answer, as Shopify's API writes it."""
+        return {
+            "requestedQueryCost": cost,
+            "actualQueryCost": cost,
+            "throttleStatus": {
+                "maximumAvailable": self.maximum,
+                "currentlyAvailable": math.floor(self.remaining),
+                "restoreRate": self.restore_rate,
+            },
+        }
 
 
 class RateLimiter:
@@ -45,9 +77,9 @@ class RateLimiter:
         processes = max(1, processes)
         return cls(rate / processes, max(1.0, burst / processes))
 
-    def take(self, subject: Hashable, cost: int = 1) -> None:
-        """Spend `cost` requests of subject's budget (a batch costs one per operation);
-        raises RateLimited, spending nothing, when there is not that much left."""
+    def take(self, subject: Hashable, cost: int = 1) -> Budget:
+        """Spend `cost` units of subject's budget and say what is left; raises RateLimited, spending
+        nothing, when there is not that much left."""
         now = self._clock()
         bucket = self._buckets.get(subject)
         if bucket is None:
@@ -60,12 +92,17 @@ class RateLimiter:
         bucket[1] = now
         if tokens >= cost:
             bucket[0] = tokens - cost
-            return
+            return Budget(self.burst, bucket[0], self.rate)
         bucket[0] = tokens
+        budget = Budget(self.burst, tokens, self.rate)
         if cost > self.burst:
-            raise RateLimited(f"a request of {cost} operations is more than this caller's burst allows", 60)
+            raise RateLimited(
+                f"this request costs {cost}, more than this caller's burst of {self.burst:g} allows",
+                60,
+                budget.headers(),
+            )
         retry_after = max(1, math.ceil((cost - tokens) / self.rate))
-        raise RateLimited(f"too many requests; try again in {retry_after} s", retry_after)
+        raise RateLimited(f"too many requests; try again in {retry_after} s", retry_after, budget.headers())
 
     def __len__(self) -> int:
         return len(self._buckets)

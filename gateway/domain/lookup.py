@@ -47,6 +47,13 @@ class Lookup:
     all_programs: bool
     warnings: tuple[str, ...] = ()
 
+    @property
+    def cost(self) -> int:
+        """What it weighs against a caller's budget: 1 for one customer identifier, 2 for several
+        identifiers or a fleet, which take the general statement, about twice the database time
+        (docs/performance.md). All programs cost no more: the same statement, a few more rows."""
+        return 1 if len(self.identifiers) == 1 and self.entity_type is EntityType.CUSTOMER else 2
+
 
 @dataclass(frozen=True, slots=True)
 class ProgramPoints:

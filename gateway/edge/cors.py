@@ -16,9 +16,9 @@ from gateway.config import Settings
 
 # Seconds a browser may reuse a preflight answer.
 PREFLIGHT_MAX_AGE = 600
-ALLOWED_HEADERS = ["authorization", "content-type", "x-request-id"]
-# Headers a page's script may read from answers: the request id, and when to retry after a 429.
-EXPOSED_HEADERS = ["x-request-id", "retry-after"]
+ALLOWED_HEADERS = ["authorization", "content-type", "x-request-id", "graphql-cost"]
+# Headers a page's script may read from answers: the request id, the caller's budget, when to retry after a 429.
+EXPOSED_HEADERS = ["x-request-id", "retry-after", "ratelimit", "ratelimit-policy"]
 
 
 def allowed_origins(settings: Settings) -> list[str]:

@@ -13,6 +13,7 @@ import logging
 import random
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -24,6 +25,7 @@ from strawberry.schema.schema import Schema as StrawberrySchema
 from gateway.access.admission import Gatekeeper
 from gateway.access.deadlines import Deadlines, absorb_late_cancellation
 from gateway.access.limits import Limits, read_body
+from gateway.access.rate_limits import Budget
 from gateway.config import Settings
 from gateway.edge.graphiql import graphiql_page
 from gateway.edge.negotiation import JSON, MediaType, negotiate
@@ -31,11 +33,11 @@ from gateway.edge.requests import Operation, from_body, from_query_string
 from gateway.edge.state import AppState
 from gateway.errors import BadRequest, BadUserInput, GatewayError, NotFound, PayloadTooLarge, RequestTimeout
 from gateway.execution.documents import DEFAULT_RULES, DocumentCache
-from gateway.execution.operations import Executor, GraphQLRequest
+from gateway.execution.operations import Executor, GraphQLRequest, Prepared
 from gateway.execution.persisted import PersistedDocuments
 from gateway.execution.plans import BatchRoot
 from gateway.execution.results import masked
-from gateway.observability.requests import note_outcome, note_request_id, note_result
+from gateway.observability.requests import note_cost, note_outcome, note_request_id, note_result
 from gateway.resolvers.context import Context
 
 logger = logging.getLogger("gateway.edge.graphql")
@@ -78,7 +80,9 @@ class GraphQLEndpoint:
             max_tokens=settings.max_tokens,
             hide_suggestions=self.hide_suggestions,
         )
-        self.executor = Executor(schema, root_resolvers, self.documents, hide_suggestions=self.hide_suggestions)
+        self.executor = Executor(
+            schema, root_resolvers, self.documents, hide_suggestions=self.hide_suggestions, max_cost=settings.max_cost
+        )
         self.max_batch_size = settings.max_batch_size
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -155,11 +159,8 @@ class GraphQLEndpoint:
 
         state: AppState = scope["state"]["gateway"]
         authorization = headers.get(b"authorization")
-        caller = await self.gatekeeper.admit(
-            authorization.decode("latin-1") if authorization is not None else None,
-            state.authenticator,
-            cost=len(operations),
-        )
+        credential = authorization.decode("latin-1") if authorization is not None else None
+        caller = await self.gatekeeper.admit(credential, state.authenticator)
         context = Context(
             settings=self.settings,
             database=state.database,
@@ -167,15 +168,38 @@ class GraphQLEndpoint:
             request_id=request_id,
             customer_id=caller.customer_id,
         )
+        is_get = method == "GET"
+        prepared = [await self._prepare(operation, context, state.documents, is_get=is_get) for operation in operations]
+        # Charged before any lookup runs; an operation that cannot start still cost its checks: 1.
+        cost = sum(item.cost if isinstance(item, Prepared) else 1 for item in prepared)
+        note_cost(cost)
+        assert credential is not None  # admitted
+        budget = self.gatekeeper.charge(caller, credential, cost)
+        response_headers = NO_STORE if budget is None else {**NO_STORE, **budget.headers()}
+        cost_extension = _cost_extension(cost, budget) if headers.get(b"graphql-cost") == b"include" else None
         if batch:
-            bodies = await self._answer_batch(operations, context, state.documents)
+            bodies = await self.executor.run_batch(
+                [item if isinstance(item, Prepared) else (item.status, item.body) for item in prepared], context
+            )
             for answer in bodies:
                 note_result(context.org_id, answer)
-            return Response(orjson.dumps(bodies), media_type=media.content_type, headers=NO_STORE)
-        status, answer = await self._answer(operations[0], context, state.documents, is_get=method == "GET")
+            if cost_extension is not None:
+                bodies = [{**answer, "extensions": cost_extension} for answer in bodies]
+            return Response(orjson.dumps(bodies), media_type=media.content_type, headers=response_headers)
+        item = prepared[0]
+        if isinstance(item, Prepared):
+            status, answer = await self.executor.run(item, context)
+            request_error = False
+        else:
+            status, answer, request_error = item.status, item.body, item.request_error
         note_result(context.org_id, answer)
+        if cost_extension is not None:
+            answer["extensions"] = cost_extension
         return Response(
-            orjson.dumps(answer), status_code=media.status(*status), media_type=media.content_type, headers=NO_STORE
+            orjson.dumps(answer),
+            status_code=media.status(status, request_error),
+            media_type=media.content_type,
+            headers=response_headers,
         )
 
     def _check_batch(self, size: int) -> None:
@@ -184,34 +208,21 @@ class GraphQLEndpoint:
         if size > self.max_batch_size:
             raise BadRequest(f"a batch may hold at most {self.max_batch_size} operations")
 
-    async def _answer(
+    async def _prepare(
         self, operation: Operation, context: Context, documents: PersistedDocuments, *, is_get: bool
-    ) -> tuple[tuple[int, bool], dict[str, Any]]:
-        """((status as application/graphql-response+json has it, whether it is a request error), body)."""
+    ) -> Prepared | _Refusal:
+        """The operation ready to run, with its cost; or why it cannot start."""
         text = await self._document_text(operation, context, documents)
         if isinstance(text, GatewayError):
             body = {"errors": [{"message": text.message, "extensions": text.extensions}]}
-            return (text.http_status, text.request_error), body
+            return _Refusal(text.http_status, text.request_error, body)
         request = GraphQLRequest(text, operation.variables, operation.operation_name)
-        status, body = await self.executor.execute(request, context, is_get=is_get)
-        # The operation did not start (parse, validation, variables): a request error.
-        return (status, status == 400 and "data" not in body), body
-
-    async def _answer_batch(
-        self, operations: list[Operation], context: Context, documents: PersistedDocuments
-    ) -> list[dict[str, Any]]:
-        """One body per operation; those whose documents are known run together (one load per kind)."""
-        bodies: list[dict[str, Any] | None] = []
-        requests: list[GraphQLRequest] = []
-        for operation in operations:
-            text = await self._document_text(operation, context, documents)
-            if isinstance(text, GatewayError):
-                bodies.append({"errors": [{"message": text.message, "extensions": text.extensions}]})
-                continue
-            requests.append(GraphQLRequest(text, operation.variables, operation.operation_name))
-            bodies.append(None)
-        answers = iter(await self.executor.execute_batch(requests, context))
-        return [body if body is not None else next(answers) for body in bodies]
+        prepared = self.executor.prepare(request, context, is_get=is_get)
+        if isinstance(prepared, Prepared):
+            return prepared
+        status, body = prepared
+        # 400: the document, its variables or its cost (a request error); 405: a mutation over GET.
+        return _Refusal(status, status == 400, body)
 
     async def _document_text(
         self, operation: Operation, context: Context, documents: PersistedDocuments
@@ -235,6 +246,22 @@ class GraphQLEndpoint:
         ):
             await documents.register(context.org_id, reference.sha256, text)
         return text
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """An operation that cannot start."""
+
+    status: int  # as application/graphql-response+json has it
+    request_error: bool  # 200 instead for clients of application/json
+    body: dict[str, Any]
+
+
+def _cost_extension(cost: int, budget: Budget | None) -> dict[str, Any]:
+    """`extensions.cost`, for clients that ask with `GraphQL-Cost: include`."""
+    if budget is None:
+        return {"cost": {"requestedQueryCost": cost, "actualQueryCost": cost}}
+    return {"cost": budget.extension(cost)}
 
 
 def error_response(

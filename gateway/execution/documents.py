@@ -28,6 +28,8 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from gateway.errors import QueryTooComplex
 
+# Validation stops at this many errors (the last one says so): an answer lists at most that many.
+MAX_ERRORS = 20
 # Strawberry validates with the specified rules plus these two; so do we.
 DEFAULT_RULES: tuple[type[ASTValidationRule], ...] = (
     *specified_rules,
@@ -104,9 +106,13 @@ class DocumentCache:
         self.validations += 1
         errors = []
         if self._limit_rules:
-            errors = validate(self._schema, node, self._limit_rules, hide_suggestions=self._hide_suggestions)
+            errors = validate(
+                self._schema, node, self._limit_rules, max_errors=MAX_ERRORS, hide_suggestions=self._hide_suggestions
+            )
         if not errors:
-            errors = validate(self._schema, node, self._rules, hide_suggestions=self._hide_suggestions)
+            errors = validate(
+                self._schema, node, self._rules, max_errors=MAX_ERRORS, hide_suggestions=self._hide_suggestions
+            )
         if errors:
             return Document(text, node, errors, weight=weight)
         operations: dict[str | None, OperationDefinitionNode] = {}

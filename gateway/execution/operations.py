@@ -11,16 +11,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from graphql import ExecutionResult, GraphQLError, OperationType
+from graphql import ExecutionResult, FieldNode, GraphQLError, OperationType
 from graphql import execute as graphql_execute
 from graphql.execution.values import VariableValues, get_variable_values
+from graphql.language import Visitor, visit
 from strawberry.schema._graphql_core import execution_context_class_kwargs
 from strawberry.schema.schema import Schema as StrawberrySchema
 
-from gateway.errors import BadRequest, ServiceUnavailable
+from gateway.errors import BadRequest, QueryTooComplex, ServiceUnavailable
 from gateway.execution.compiler import Compiler
 from gateway.execution.documents import Document, DocumentCache
-from gateway.execution.plans import BatchRoot, Plan, PlanRun, load_runs
+from gateway.execution.plans import BatchRoot, PlanRun, load_runs
 from gateway.execution.results import format_error
 from gateway.observability.requests import note_operation
 from gateway.resolvers.context import Context
@@ -34,14 +35,18 @@ class GraphQLRequest:
 
 
 @dataclass(slots=True)
-class _Started:
-    """An operation past every check, ready to run."""
+class Prepared:
+    """An operation past every check, ready to run, and what running it costs."""
 
     request: GraphQLRequest
     document: Document
     variables: VariableValues
-    plan: Plan | None
-    run: PlanRun | None = None
+    run: PlanRun | None  # its compiled plan, prepared; None: graphql-core runs it
+    cost: int
+
+
+# What an operation that could not start answers: (status as application/graphql-response+json has it, body).
+Refused = tuple[int, dict[str, Any]]
 
 
 class Executor:
@@ -52,42 +57,26 @@ class Executor:
         documents: DocumentCache,
         *,
         hide_suggestions: bool,
+        max_cost: int,
     ) -> None:
         self.schema = schema
         self.documents = documents
         self.compiler = Compiler(schema, root_resolvers)
         self.hide_suggestions = hide_suggestions
+        self.max_cost = max_cost
 
     async def execute(
         self, request: GraphQLRequest, context: Context, *, is_get: bool = False
     ) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, response body) for one operation. The status is the one
-        application/graphql-response+json calls for: 400 when the operation could not start."""
-        started = self._start(request, context, is_get=is_get)
-        if not isinstance(started, _Started):
-            return started
-        if started.plan is not None:
-            started.run = started.plan.prepare(started.variables)
-            await load_runs(context, [started.run])
-        return await self._finish(started, context)
+        """(HTTP status, response body) for one operation, with no budget to charge."""
+        prepared = self.prepare(request, context, is_get=is_get)
+        if not isinstance(prepared, Prepared):
+            return prepared
+        return await self.run(prepared, context)
 
-    async def execute_batch(self, requests: Sequence[GraphQLRequest], context: Context) -> list[dict[str, Any]]:
-        """One response body per operation, in order; the compiled ones share each load."""
-        started = [self._start(request, context, is_get=False) for request in requests]
-        runs = []
-        for operation in started:
-            if isinstance(operation, _Started) and operation.plan is not None:
-                operation.run = operation.plan.prepare(operation.variables)
-                runs.append(operation.run)
-        await load_runs(context, runs)
-        bodies = []
-        for operation in started:
-            _, body = await self._finish(operation, context) if isinstance(operation, _Started) else operation
-            bodies.append(body)
-        return bodies
-
-    def _start(self, request: GraphQLRequest, context: Context, *, is_get: bool) -> _Started | tuple[int, dict]:
-        """The checks before an operation runs (no I/O): its document, operation and variables."""
+    def prepare(self, request: GraphQLRequest, context: Context, *, is_get: bool) -> Prepared | Refused:
+        """Every check before an operation runs, and its cost (no I/O): its document, operation, variables,
+        arguments. The status is the one application/graphql-response+json calls for: 400 when it cannot start."""
         request_id = context.request_id
         document = self.documents.get(request.query)
         if document.errors:
@@ -113,13 +102,33 @@ class Executor:
                 variables = get_variable_values(self.schema._schema, definitions, raw, hide_suggestions=True)
                 assert not isinstance(variables, VariableValues)
             return 400, {"errors": [format_error(error, request_id) for error in variables]}
-        return _Started(request, document, variables, self.compiler.plan(document, request.operation_name, variables))
+        plan = self.compiler.plan(document, request.operation_name, variables)
+        run = plan.prepare(variables) if plan is not None else None
+        cost = max(1, run.cost) if run is not None else _upper_cost(document)
+        if cost > self.max_cost:
+            message = f"the operation costs {cost}; at most {self.max_cost} is allowed"
+            return 400, {"errors": [{"message": message, "extensions": {"code": QueryTooComplex.code}}]}
+        return Prepared(request, document, variables, run, cost)
 
-    async def _finish(self, started: _Started, context: Context) -> tuple[int, dict[str, Any]]:
-        if started.run is not None:
-            data, errors = started.run.data, started.run.errors
+    async def run(self, prepared: Prepared, context: Context) -> tuple[int, dict[str, Any]]:
+        if prepared.run is not None:
+            await load_runs(context, [prepared.run])
+        return await self._finish(prepared, context)
+
+    async def run_batch(self, operations: Sequence[Prepared | Refused], context: Context) -> list[dict[str, Any]]:
+        """One response body per operation, in order; the compiled ones share each load."""
+        await load_runs(context, [op.run for op in operations if isinstance(op, Prepared) and op.run is not None])
+        bodies = []
+        for operation in operations:
+            _, body = await self._finish(operation, context) if isinstance(operation, Prepared) else operation
+            bodies.append(body)
+        return bodies
+
+    async def _finish(self, prepared: Prepared, context: Context) -> tuple[int, dict[str, Any]]:
+        if prepared.run is not None:
+            data, errors = prepared.run.data, prepared.run.errors
         else:
-            data, errors = await self._execute_with_graphql_core(started.document.node, started.request, context)
+            data, errors = await self._execute_with_graphql_core(prepared.document.node, prepared.request, context)
         body: dict[str, Any] = {}
         if errors:
             body["errors"] = [format_error(error, context.request_id) for error in errors]
@@ -142,3 +151,25 @@ class Executor:
         if not isinstance(result, ExecutionResult):
             result = await result
         return result.data, list(result.errors or ())
+
+
+# Root fields graphql-core may run whose weight is unknown until they run: each is counted at the most a lookup
+# weighs (Lookup.cost). Only documents the compiled plans do not cover (introspection beside lookups) pay it.
+_LOOKUP_FIELDS = frozenset({"pointsBalance"})
+_MOST_A_LOOKUP_COSTS = 2
+
+
+def _upper_cost(document: Document) -> int:
+    cost = document.plans.get("upper-cost")
+    if cost is None:
+        lookups = 0
+
+        class Counter(Visitor):
+            def enter_field(self, node: FieldNode, *_args: Any) -> None:
+                nonlocal lookups
+                lookups += node.name.value in _LOOKUP_FIELDS
+
+        assert document.node is not None
+        visit(document.node, Counter())
+        cost = document.plans["upper-cost"] = max(1, lookups * _MOST_A_LOOKUP_COSTS)
+    return int(cost)

@@ -23,6 +23,7 @@ class BatchRoot:
     prepare: Callable[..., Any]  # (**the field's Python arguments) -> item; no I/O; may raise
     load: Callable[[Any, Sequence[Any]], Awaitable[Sequence[Any]]]  # (context, items) -> one result per item
     finish: Callable[[Any, Any], Any]  # (item, result) -> the field's value; may raise
+    cost: Callable[[Any], int] = lambda item: 1  # (item) -> what it weighs against the caller's budget
 
 
 class NonNullViolation(Exception):
@@ -54,7 +55,7 @@ class Plan:
 
     def prepare(self, variables: VariableValues) -> PlanRun:
         """Step 1: every field's arguments and prepared item, no I/O."""
-        run = PlanRun({}, [], {})
+        run = PlanRun({}, [], {}, 0)
         for field in self.fields:
             if field.root is None:
                 run.data[field.key] = field.serialize(None)
@@ -64,7 +65,9 @@ class Plan:
                 arguments = field.constant_arguments
                 if arguments is None:
                     arguments = field_arguments(field, variables)
-                run.pending.setdefault(field.root, []).append((field, field.root.prepare(**arguments)))
+                item = field.root.prepare(**arguments)
+                run.pending.setdefault(field.root, []).append((field, item))
+                run.cost += field.root.cost(item)
             except Exception as error:  # reported like graphql-core does: a located error, the field null
                 run.errors.append(_located(error, field))
         return run
@@ -77,6 +80,7 @@ class PlanRun:
     data: dict[str, Any]
     errors: list[GraphQLError]
     pending: dict[BatchRoot, list[tuple[RootField, Any]]]
+    cost: int  # of the prepared items: what the load will do
 
     def finish(self, root: BatchRoot, results: Sequence[Any] | Exception) -> None:
         """Step 3: finish and serialize each field of this kind (or give each the load's error)."""

@@ -48,6 +48,10 @@ REQUEST_SECONDS = Histogram(
     ["operation"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+COST_UNITS = Counter(
+    "loyalty_gateway_cost_units",
+    "Cost units charged to callers' budgets (a lookup of one customer identifier is 1; see the README, Cost).",
+)
 IN_FLIGHT = Gauge(
     "loyalty_gateway_requests_in_flight", "Requests to /graphql being answered now.", multiprocess_mode="livesum"
 )

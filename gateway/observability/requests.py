@@ -27,11 +27,13 @@ from gateway.observability.logs import RequestLog, safe_request_id
 class RequestRecord:
     """What one request did; filled in as it goes."""
 
-    __slots__ = ("db_seconds", "operation", "org_id", "outcome", "request_id", "started", "status", "token")
+    __slots__ = ("cost", "db_seconds", "operation", "org_id", "outcome", "request_id", "started", "status", "token")
 
     def __init__(self, started: float) -> None:
         self.started = started
         self.db_seconds = 0.0
+        # What the request was charged against its caller's budget (0: it was refused before).
+        self.cost = 0
         self.org_id: int | None = None
         # None: the request never got as far as choosing an operation.
         self.operation: str | None = None
@@ -66,6 +68,12 @@ def note_outcome(code: str) -> None:
     record = _CURRENT.get()
     if record is not None and record.outcome is None:
         record.outcome = code
+
+
+def note_cost(cost: int) -> None:
+    record = _CURRENT.get()
+    if record is not None:
+        record.cost = cost
 
 
 def note_result(org_id: int, body: dict[str, Any]) -> None:
@@ -123,6 +131,8 @@ class RequestObserver:
                 self._children[(operation, outcome)] = children
             children[0].inc()
             children[1].observe(seconds)
+            if record.cost:
+                metrics.COST_UNITS.inc(record.cost)
         if self._log.enabled():
             self._log.write(
                 {
@@ -131,6 +141,7 @@ class RequestObserver:
                     "operation": record.operation,
                     "outcome": outcome,
                     "status": record.status,
+                    "cost": record.cost,
                     "duration_ms": round(seconds * 1000, 3),
                     "db_ms": round(record.db_seconds * 1000, 3),
                 }

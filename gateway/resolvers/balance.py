@@ -47,6 +47,10 @@ def loader(context: Context) -> DataLoader[Lookup, Matches]:
     return context.balance_loader
 
 
+def cost(lookup: Lookup) -> int:
+    return lookup.cost
+
+
 def answer(lookup: Lookup, matches: Matches) -> Balance:
     """The balance, or the coded error the rules give."""
     return decide(lookup, matches)

@@ -75,5 +75,7 @@ schema = GatewaySchema(query=Query, config=StrawberryConfig(scalar_map={Points: 
 # Root fields compiled plans run without graphql-core, by GraphQL name: the same
 # three steps as the resolver above, with every lookup of a request in one batch.
 ROOT_RESOLVERS = {
-    "pointsBalance": BatchRoot(prepare=prepare_points_balance, load=balance.load, finish=finish_points_balance)
+    "pointsBalance": BatchRoot(
+        prepare=prepare_points_balance, load=balance.load, finish=finish_points_balance, cost=balance.cost
+    )
 }

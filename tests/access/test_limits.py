@@ -497,7 +497,7 @@ async def test_a_fault_outside_execution_is_a_json_500_with_a_request_id(app, mo
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(app.endpoint.executor, "execute", broken)
+    monkeypatch.setattr(app.endpoint.executor, "run", broken)
     with caplog.at_level(logging.ERROR, logger="gateway.edge.graphql"):
         response = await app.post({"query": LOOKUP}, **{"x-request-id": "fault-43"})
     body = refusal(response, 500, "INTERNAL_SERVER_ERROR")

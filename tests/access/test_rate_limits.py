@@ -38,7 +38,12 @@ def test_a_bucket_allows_the_burst_then_refills_at_the_rate():
     with pytest.raises(RateLimited) as refused:
         limiter.take("k")
     assert refused.value.retry_after == 1
-    assert refused.value.headers == {"retry-after": "1"}
+    # Three tokens a bucket, two back a second: full again within 2 s, none left now.
+    assert refused.value.headers == {
+        "retry-after": "1",
+        "ratelimit-policy": '"cost";q=3;w=2',
+        "ratelimit": '"cost";r=0;t=2',
+    }
     clock.now += 0.5  # one token back
     limiter.take("k")
     with pytest.raises(RateLimited):

@@ -167,6 +167,8 @@ def world(database_url: str) -> Iterator[World]:
         max_aliases=1_000_000,
         max_root_fields=1_000_000,
         max_string_length=1_000_000,
+        max_directives=1_000_000,
+        max_cost=1_000_000,
     )
 
     async def open_pool() -> ConnectionPool:
