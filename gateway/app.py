@@ -76,7 +76,7 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
     if database_url is None:
         raise ValueError("create_app needs settings.database_url")
 
-    metrics = MetricsOption.parse(settings.metrics)
+    metrics = MetricsOption.parse(settings.metrics_where)
     # GraphiQL sends whatever a developer types: trusted-documents-only holds in production mode.
     trusted_only = settings.trusted_documents_only and not settings.development
     if settings.trusted_documents_only and not trusted_only:

@@ -286,7 +286,7 @@ def serve(settings: Settings) -> int:
     from gateway.observability.metrics import MetricsOption, multiprocess_directory, start_metrics_server
 
     try:
-        metrics = MetricsOption.parse(settings.metrics)
+        metrics = MetricsOption.parse(settings.metrics_where)
         configure_logging(settings.log_level, log_format(settings))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

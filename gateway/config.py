@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DATA_DIR = Path(".loyalty-gateway")
+# Where production serves /metrics unless told otherwise (the port OpenTelemetry's Prometheus exporter uses).
+DEFAULT_METRICS_PORT = 9464
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +38,8 @@ class Settings:
     # "json" or "text"; None: text with --demo, else json.
     log_format: str | None = None
     # Where /metrics is served: "on" (the gateway's port), "off", or "PORT" / "HOST:PORT" of its own.
-    metrics: str = "on"
+    # None: a port of its own (9464) in production, kept off the port the internet reaches; "on" in development.
+    metrics: str | None = None
     # Seconds in-flight requests get to finish after SIGTERM before they are cancelled.
     shutdown_grace: float = 10.0
     # --- exposure to the internet (README, "Safe to expose") ---
@@ -87,6 +90,13 @@ class Settings:
     def development(self) -> bool:
         """Development mode: introspection, GraphiQL and "Did you mean …" suggestions on."""
         return (self.env or ("development" if self.demo else "production")) == "development"
+
+    @property
+    def metrics_where(self) -> str:
+        """--metrics as given, or its default for the mode."""
+        if self.metrics is not None:
+            return self.metrics
+        return "on" if self.development else str(DEFAULT_METRICS_PORT)
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with the given fields replaced; None values are ignored."""

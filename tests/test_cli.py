@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.config import DEFAULT_METRICS_PORT
 from tests.ports import free_port
 
 COMMAND = [sys.executable, "-m", "gateway"]
@@ -149,6 +150,9 @@ def test_import_while_serving_shares_one_embedded_server(data_dir: Path, tmp_pat
             assert server.poll() is None, server.stdout.read() if server.stdout else ""
             assert time.monotonic() < deadline, "serve did not start"
             time.sleep(0.2)
+        # Production keeps /metrics off the port the internet reaches: on a port of its own by default.
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 404
+        assert "loyalty_gateway_requests_total" in httpx.get(f"http://127.0.0.1:{DEFAULT_METRICS_PORT}/metrics").text
 
         file = tmp_path / "data.jsonl"
         lines = [

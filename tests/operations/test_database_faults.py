@@ -24,7 +24,9 @@ PROMPTLY = ACQUIRE_TIMEOUT + 2.0
 
 def settings_for(database_url: str, **changes: object) -> Settings:
     # No rate limit: clients retrying fast during an outage must see the outage, not a rate limit.
-    defaults = Settings(database_url=database_url, acquire_timeout=ACQUIRE_TIMEOUT, pool_max_size=4, rate_limit=0.0)
+    defaults = Settings(
+        database_url=database_url, acquire_timeout=ACQUIRE_TIMEOUT, pool_max_size=4, rate_limit=0.0, metrics="on"
+    )
     return defaults.with_overrides(**changes)
 
 

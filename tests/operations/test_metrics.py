@@ -55,7 +55,7 @@ async def test_requests_are_counted_by_operation_and_outcome(database_url):
     latency_before = REGISTRY.get_sample_value(
         "loyalty_gateway_request_duration_seconds_count", {"operation": "TomBalance"}
     )
-    async with running_app(Settings(database_url=database_url)) as client:
+    async with running_app(Settings(database_url=database_url, metrics="on")) as client:
         for _ in range(3):
             assert (await lookup(client, key)).status_code == 200
         nobody = {"identifiers": [{"type": "EMAIL", "value": "nobody@example.com"}]}

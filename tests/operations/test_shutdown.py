@@ -36,7 +36,7 @@ class Serve:
             "LOYALTY_GATEWAY_RATE_LIMIT": "0",
         }
         command = [sys.executable, "-m", "gateway", "serve", "--database-url", database_url]
-        command += ["--port", str(self.port), "--log-format", "text", *args]
+        command += ["--port", str(self.port), "--log-format", "text", "--metrics", "on", *args]
         with log.open("w") as output:
             self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment)
         self.url = f"http://127.0.0.1:{self.port}"
