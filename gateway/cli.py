@@ -129,46 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Running gateways stop accepting it within the key cache lifetime (5 s by default).",
     )
     revoke.add_argument("key", metavar="PREFIX_OR_KEY")
-    from gateway.token_key_commands import add_token_key_parser
+    from gateway.commands.token_keys import add_token_key_parser
 
     add_token_key_parser(commands, database)
 
-    documents = commands.add_parser(
-        "documents",
-        help="trusted documents (the operations your own apps were built with)",
-        description="Trusted documents: the operations first-party apps send, registered from the build's "
-        "manifest. `serve --trusted-documents-only` answers nothing else.",
-    )
-    document_commands = documents.add_subparsers(dest="documents_command", required=True, metavar="COMMAND")
-    register = document_commands.add_parser(
-        "register",
-        parents=[database],
-        help="register the documents of a manifest, all or nothing",
-        description="Register every document of a manifest: Apollo's persisted-query-manifest.json, Relay's "
-        "persisted_queries.json or GraphQL Code Generator's persisted-documents.json. Each must parse and "
-        "validate against the schema and the document limits (--max-tokens, --max-depth, --max-aliases, "
-        "--max-root-fields, --max-string-length as for serve); one that does not registers nothing.",
-    )
-    register.add_argument("manifest", type=Path, metavar="FILE")
-    for flag, dest in (
-        ("--max-tokens", "max_tokens"),
-        ("--max-depth", "max_depth"),
-        ("--max-aliases", "max_aliases"),
-        ("--max-root-fields", "max_root_fields"),
-        ("--max-string-length", "max_string_length"),
-    ):
-        register.add_argument(flag, dest=dest, type=int, metavar="N", help="as for serve")
-    document_commands.add_parser(
-        "list", parents=[database], help="list trusted documents", description="List trusted documents."
-    )
-    withdraw = document_commands.add_parser(
-        "revoke",
-        parents=[database],
-        help="revoke a trusted document",
-        description="Revoke a trusted document by its id. Running gateways stop answering it within the "
-        "cache lifetime (LOYALTY_GATEWAY_API_KEY_CACHE_TTL, 5 s by default).",
-    )
-    withdraw.add_argument("document_id", metavar="ID")
+    from gateway.commands.documents import add_documents_parser
+
+    add_documents_parser(commands, database)
 
     token = commands.add_parser(
         "token", help="end-user tokens (JWT)", description="End-user tokens (see docs/end-user-tokens.md)."
@@ -212,43 +179,56 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = settings_from(args)
-    from gateway import commands
-
+    # Each command's module is imported only when it runs: `--help` and `api-key list` start fast.
     if args.command == "serve":
-        return commands.serve(settings)
+        from gateway.commands.serve import serve
+
+        return serve(settings)
+    if args.command in ("migrate", "import", "demo-data"):
+        return _data_command(settings, args)
+    if args.command == "api-key":
+        from gateway.commands import api_keys
+
+        if args.key_command == "create":
+            return asyncio.run(api_keys.create_api_key(settings, org_id=args.org, name=args.name))
+        if args.key_command == "list":
+            return asyncio.run(api_keys.list_api_keys(settings, org_id=args.org))
+        return asyncio.run(api_keys.revoke_api_key(settings, args.key))
+    if args.command == "token-key":
+        from gateway.commands.token_keys import run
+
+        return run(settings, args)
+    if args.command == "documents":
+        from gateway.commands import documents
+
+        if args.documents_command == "register":
+            return asyncio.run(documents.register_documents(settings, args.manifest))
+        if args.documents_command == "list":
+            return asyncio.run(documents.list_documents(settings))
+        return asyncio.run(documents.revoke_document(settings, args.document_id))
+    if args.command == "token" and args.token_command == "mint":
+        from gateway.commands.tokens import mint_token
+
+        return mint_token(settings, org_id=args.org, customer_id=args.customer, ttl_seconds=args.ttl)
+    print(f"unknown command {args.command}", file=sys.stderr)
+    return 2
+
+
+def _data_command(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.commands import data
+
     if args.command == "migrate":
-        return asyncio.run(commands.migrate(settings))
+        return asyncio.run(data.migrate(settings))
     if args.command == "import":
         if not args.file.is_file():
             print(f"error: {args.file} is not a file", file=sys.stderr)
             return 2
         return asyncio.run(
-            commands.import_file(settings, args.file, progress=not args.no_progress, metrics_file=args.metrics_file)
+            data.import_file(settings, args.file, progress=not args.no_progress, metrics_file=args.metrics_file)
         )
-    if args.command == "demo-data":
-        return asyncio.run(
-            commands.demo_data(settings, customers=args.customers, seed=args.seed, progress=not args.no_progress)
-        )
-    if args.command == "api-key" and args.key_command == "create":
-        return asyncio.run(commands.create_api_key(settings, org_id=args.org, name=args.name))
-    if args.command == "api-key" and args.key_command == "list":
-        return asyncio.run(commands.list_api_keys(settings, org_id=args.org))
-    if args.command == "api-key" and args.key_command == "revoke":
-        return asyncio.run(commands.revoke_api_key(settings, args.key))
-    if args.command == "token-key":
-        from gateway.token_key_commands import run
-
-        return run(settings, args)
-    if args.command == "documents" and args.documents_command == "register":
-        return asyncio.run(commands.register_documents(settings, args.manifest))
-    if args.command == "documents" and args.documents_command == "list":
-        return asyncio.run(commands.list_documents(settings))
-    if args.command == "documents" and args.documents_command == "revoke":
-        return asyncio.run(commands.revoke_document(settings, args.document_id))
-    if args.command == "token" and args.token_command == "mint":
-        return commands.mint_token(settings, org_id=args.org, customer_id=args.customer, ttl_seconds=args.ttl)
-    print(f"unknown command {args.command}", file=sys.stderr)
-    return 2
+    return asyncio.run(
+        data.demo_data(settings, customers=args.customers, seed=args.seed, progress=not args.no_progress)
+    )
 
 
 # Settings fields set by the serve flags below (each flag is named after its field).

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gateway import commands
+from gateway.commands import documents as commands
 from gateway.config import Settings
 
 ORG = 100737

@@ -94,7 +94,7 @@ async def add_token_keys(
     import asyncpg
 
     from gateway.access.token_keys import TokenConfigurationError, org_keys_from_file
-    from gateway.commands import _connect
+    from gateway.commands import connect
     from gateway.db.migrations import migrate as apply_migrations
     from gateway.db.token_keys import insert_token_key, live_token_keys
 
@@ -104,7 +104,7 @@ async def add_token_keys(
         print(f"error: {error}; nothing was added", file=sys.stderr)
         return 1
     added, kept = [], []
-    connection = await _connect(settings)
+    connection = await connect(settings)
     try:
         await apply_migrations(connection)
         async with connection.transaction():
@@ -151,11 +151,11 @@ async def add_token_keys(
 
 
 async def list_token_keys(settings: Settings, *, org_id: int | None) -> int:
-    from gateway.commands import _connect, _print_table, _when
+    from gateway.commands import connect, print_table, when
     from gateway.db.migrations import migrate as apply_migrations
     from gateway.db.token_keys import list_token_keys as fetch_keys
 
-    connection = await _connect(settings)
+    connection = await connect(settings)
     try:
         await apply_migrations(connection)
         keys = await fetch_keys(connection, org_id)
@@ -173,20 +173,20 @@ async def list_token_keys(settings: Settings, *, org_id: int | None) -> int:
                 key.name or "-",
                 key.issuer or "-",
                 key.audience or "-",
-                _when(key.created_at),
-                _when(key.revoked_at),
+                when(key.created_at),
+                when(key.revoked_at),
             )
         )
-    _print_table(rows)
+    print_table(rows)
     return 0
 
 
 async def revoke_token_key(settings: Settings, key_id: str) -> int:
-    from gateway.commands import _connect, _when
+    from gateway.commands import connect, when
     from gateway.db.migrations import migrate as apply_migrations
     from gateway.db.token_keys import revoke_token_key as revoke
 
-    connection = await _connect(settings)
+    connection = await connect(settings)
     try:
         await apply_migrations(connection)
         revoked = await revoke(connection, key_id)
@@ -196,5 +196,5 @@ async def revoke_token_key(settings: Settings, key_id: str) -> int:
         print(f"error: there is no token key {key_id}", file=sys.stderr)
         return 1
     org_id, revoked_at = revoked
-    print(f"token key {key_id} of org {org_id} is revoked (since {_when(revoked_at)})")
+    print(f"token key {key_id} of org {org_id} is revoked (since {when(revoked_at)})")
     return 0

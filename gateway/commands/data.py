@@ -1,0 +1,81 @@
+"""migrate, import, demo-data: the schema and the data."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from gateway.commands import connect
+from gateway.config import Settings
+
+
+async def migrate(settings: Settings) -> int:
+    from gateway.db.migrations import migrate as apply_migrations
+
+    connection = await connect(settings)
+    try:
+        applied = await apply_migrations(connection)
+    finally:
+        await connection.close()
+    for migration in applied:
+        print(f"applied {migration.version:03d}_{migration.name}")
+    if not applied:
+        print("the database schema is up to date")
+    return 0
+
+
+async def import_file(settings: Settings, path: Path, *, progress: bool, metrics_file: Path | None = None) -> int:
+    import time
+
+    from gateway.db.migrations import migrate as apply_migrations
+    from gateway.importer.jsonl import ImportFailed
+    from gateway.importer.jsonl import import_file as run_import
+    from gateway.observability.metrics import count_import, write_import_metrics
+
+    started = time.monotonic()
+    summary = None
+    try:
+        connection = await connect(settings)
+        try:
+            await apply_migrations(connection)
+            summary = await run_import(connection, path, progress=progress)
+        except ImportFailed as failure:
+            print(f"error: {path}: {failure}", file=sys.stderr)
+            print("nothing was imported", file=sys.stderr)
+            return 1
+        finally:
+            await connection.close()
+    finally:
+        count_import(summary, time.monotonic() - started)
+        if metrics_file is not None:
+            write_import_metrics(str(metrics_file))
+    print(
+        f"imported {path}: {summary.orgs:,} orgs, {summary.programs:,} programs, {summary.customers:,} customers "
+        f"({summary.identifiers:,} identifiers), {summary.fleets:,} fleets, {summary.balances:,} balances"
+    )
+    return 0
+
+
+async def demo_data(settings: Settings, *, customers: int, seed: int, progress: bool) -> int:
+    from gateway.db.migrations import migrate as apply_migrations
+    from gateway.importer.demo import load_demo_data
+
+    connection = await connect(settings)
+    try:
+        await apply_migrations(connection)
+        summary = await load_demo_data(connection, customers=customers, seed=seed, progress=progress)
+    finally:
+        await connection.close()
+    print(
+        f"loaded {summary.customers:,} customers, {summary.identifiers:,} identifiers, {summary.fleets:,} fleets "
+        f"and {summary.balances:,} balances in {summary.seconds:.1f} s"
+    )
+    if summary.showcase_org_ids:
+        ids = ", ".join(str(org_id) for org_id in summary.showcase_org_ids)
+        print(f"  orgs {ids}: the examples that the README and docs/ show")
+    for org in summary.orgs:
+        dual = (
+            f"dual eligibility on {org.primary_identifier.value}" if org.primary_identifier else "dual eligibility off"
+        )
+        print(f"  org {org.org_id} {org.name}: {org.customers:,} customers, {org.fleets:,} fleets, {dual}")
+    return 0
