@@ -24,19 +24,18 @@ MAX_SUBJECTS = 100_000
 class Budget:
     """Where a caller stands after a request: this worker's share of its bucket, in cost units."""
 
-    maximum: float  # the burst
+    limiter: RateLimiter
     remaining: float
-    restore_rate: float  # units per second
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """The IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers): the policy (a quota over
+        the seconds a bucket takes to refill whole), and what is left and until when it is whole again."""
+        limiter = self.limiter
+        refill = math.ceil((limiter.burst - self.remaining) / limiter.rate)
+        return [limiter.policy_header, (b"ratelimit", b'"cost";r=%d;t=%d' % (self.remaining, refill))]
 
     def headers(self) -> dict[str, str]:
-        """The IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers): the policy as a quota
-        over the seconds a bucket takes to refill whole, and what is left and until when."""
-        window = math.ceil(self.maximum / self.restore_rate)
-        refill = math.ceil((self.maximum - self.remaining) / self.restore_rate)
-        return {
-            "ratelimit-policy": f'"cost";q={int(self.maximum)};w={window}',
-            "ratelimit": f'"cost";r={int(self.remaining)};t={refill}',
-        }
+        return {name.decode(): value.decode() for name, value in self.raw_headers()}
 
     def extension(self, cost: int) -> dict[str, object]:
         """`extensions.cost` of an answer, as Shopify's API writes it."""
@@ -44,9 +43,9 @@ class Budget:
             "requestedQueryCost": cost,
             "actualQueryCost": cost,
             "throttleStatus": {
-                "maximumAvailable": self.maximum,
+                "maximumAvailable": self.limiter.burst,
                 "currentlyAvailable": math.floor(self.remaining),
-                "restoreRate": self.restore_rate,
+                "restoreRate": self.limiter.rate,
             },
         }
 
@@ -65,6 +64,9 @@ class RateLimiter:
         self.rate = rate
         self.burst = burst
         self._max_subjects = max_subjects
+        # The policy never changes: its header is written once.
+        window = math.ceil(burst / rate)
+        self.policy_header = (b"ratelimit-policy", b'"cost";q=%d;w=%d' % (burst, window))
         self._clock = clock
         # subject -> [tokens left, when they were counted]
         self._buckets: dict[Hashable, list[float]] = {}
@@ -92,9 +94,9 @@ class RateLimiter:
         bucket[1] = now
         if tokens >= cost:
             bucket[0] = tokens - cost
-            return Budget(self.burst, bucket[0], self.rate)
+            return Budget(self, bucket[0])
         bucket[0] = tokens
-        budget = Budget(self.burst, tokens, self.rate)
+        budget = Budget(self, tokens)
         if cost > self.burst:
             raise RateLimited(
                 f"this request costs {cost}, more than this caller's burst of {self.burst:g} allows",

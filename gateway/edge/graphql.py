@@ -47,6 +47,7 @@ REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
 # Answers carry one caller's balances: no cache, shared or private, may keep them (GET included).
 NO_STORE = {"cache-control": "no-store"}
+NO_STORE_HEADER = (b"cache-control", b"no-store")
 
 
 class GraphQLEndpoint:
@@ -175,7 +176,7 @@ class GraphQLEndpoint:
         note_cost(cost)
         assert credential is not None  # admitted
         budget = self.gatekeeper.charge(caller, credential, cost)
-        response_headers = NO_STORE if budget is None else {**NO_STORE, **budget.headers()}
+        budget_headers = budget.raw_headers() if budget is not None else []
         cost_extension = _cost_extension(cost, budget) if headers.get(b"graphql-cost") == b"include" else None
         if batch:
             bodies = await self.executor.run_batch(
@@ -185,7 +186,9 @@ class GraphQLEndpoint:
                 note_result(context.org_id, answer)
             if cost_extension is not None:
                 bodies = [{**answer, "extensions": cost_extension} for answer in bodies]
-            return Response(orjson.dumps(bodies), media_type=media.content_type, headers=response_headers)
+            response = Response(orjson.dumps(bodies), media_type=media.content_type)
+            response.raw_headers += [NO_STORE_HEADER, *budget_headers]
+            return response
         item = prepared[0]
         if isinstance(item, Prepared):
             status, answer = await self.executor.run(item, context)
@@ -195,12 +198,10 @@ class GraphQLEndpoint:
         note_result(context.org_id, answer)
         if cost_extension is not None:
             answer["extensions"] = cost_extension
-        return Response(
-            orjson.dumps(answer),
-            status_code=media.status(status, request_error),
-            media_type=media.content_type,
-            headers=response_headers,
-        )
+        response = Response(orjson.dumps(answer), media.status(status, request_error), media_type=media.content_type)
+        # Written as bytes, not through Starlette's header mapping: this is every answer's path.
+        response.raw_headers += [NO_STORE_HEADER, *budget_headers]
+        return response
 
     def _check_batch(self, size: int) -> None:
         if self.max_batch_size == 0:

@@ -71,6 +71,8 @@ def operation(raw: dict[str, Any]) -> Operation:
     if operation_name is not None and not isinstance(operation_name, str):
         raise BadRequest("`operationName` must be a string")
     extensions = raw.get("extensions")
+    if extensions is None and query is not None and len(raw) <= 3:
+        return Operation(DocumentReference(query), variables, operation_name)  # the usual request: the text alone
     if extensions is not None and not isinstance(extensions, dict):
         raise BadRequest("`extensions` must be a JSON object")
     sha256 = _persisted_query_hash(extensions.get("persistedQuery") if extensions else None)
