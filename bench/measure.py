@@ -19,6 +19,12 @@ from wrk import LoadResult, run_wrk, wait_for_quiet
 class Workload:
     requests: Sequence[Request]
     file: Path  # the same requests, in wrk's format
+    # The request whose 200 says the server is ready (default: the first).
+    probe: Request | None = None
+    # The status every answer under load must have (default: any 2xx or 3xx).
+    expect_status: int | None = None
+    # Whether wrk gives every request a document of its own (wrk.FRESH_PLACEHOLDER in the bodies).
+    fresh: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +62,18 @@ def timing_from(args: Any) -> Timing:
 
 
 def measure(
-    postgres: Postgres, contender: Contender, workload: Workload, *, concurrency: int, timing: Timing
-) -> tuple[LoadResult, list[dict[str, Any]]]:
+    postgres: Postgres,
+    contender: Contender,
+    workload: Workload,
+    *,
+    concurrency: int,
+    timing: Timing,
+    check: Callable[[Running], Any] | None = None,
+) -> tuple[LoadResult, Any]:
     """The contender's figures at one concurrency, and its (checked) answers to every request."""
-    results, answers = measure_levels(postgres, contender, workload, concurrencies=[concurrency], timing=timing)
+    results, answers = measure_levels(
+        postgres, contender, workload, concurrencies=[concurrency], timing=timing, check=check
+    )
     return results[0], answers
 
 
@@ -79,14 +93,14 @@ def measure_levels(
     timing.quiet_wait seconds) for the rest of the machine to go quiet.
     """
     results = []
-    with running(contender, workload.requests[0]) as server:
+    with running(contender, workload.probe or workload.requests[0]) as server:
         answers = check(server) if check is not None else check_answers(server, workload.requests)
         postmaster = postgres.postmaster()
 
         def drive(concurrency: int, seconds: float) -> LoadResult:
             result = run_wrk(
                 server.url, workload.file, concurrency=concurrency, duration=seconds, server=server.psutil,
-                postmaster=postmaster,
+                postmaster=postmaster, expect_status=workload.expect_status, fresh=workload.fresh,
             )  # fmt: skip
             if result.failure:
                 raise RuntimeError(f"{contender.name} failed under load at c={concurrency}: {result.failure}")

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 
 from database import BENCH_DIR
-from wrk import LoadResult
+from wrk import QUIET_TOLERANCE, LoadResult
 
 RESULTS_DIR = BENCH_DIR / "results"
 
@@ -66,26 +66,37 @@ def _ratio(value: float, base: float | None) -> str:
     return f"{value / base:.2f}" if base else "—"
 
 
-def load_table(rows: Sequence[Row]) -> list[str]:
-    """One Markdown table; ratios are to the floor and to PostGraphile at the same concurrency."""
+def load_table(rows: Sequence[Row], baseline: tuple[str, str] | None = None) -> list[str]:
+    """One Markdown table; ratios are to the floor and to PostGraphile at the same concurrency.
+
+    With `baseline` (the current gateway's row name, the baseline gateway's), a column more: the current
+    gateway's req/s ÷ the baseline's, on those two rows (the baseline's own is 1.00).
+    """
+    extra_head, extra_rule = (" req/s ÷ baseline gateway |", "---:|") if baseline else ("", "")
     lines = [
         "| c | server | req/s | p50 ms | p99 ms | errors | server CPU s | PG CPU s | wrk CPU s | other CPU s "
-        "| server CPU ms/req | PG CPU ms/req | req/s ÷ floor | req/s ÷ PostGraphile | p99 ÷ floor | order "
-        "| req/s (other CPU s) per round |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+        "| server CPU ms/req | PG CPU ms/req | req/s ÷ floor | req/s ÷ PostGraphile |" + extra_head
+        + " p99 ÷ floor | order | req/s (other CPU s) per round |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + extra_rule + "---:|---:|---:|",
+    ]  # fmt: skip
     for concurrency in sorted({row.result.concurrency for row in rows}):
         level = [row for row in rows if row.result.concurrency == concurrency]
         by_name = {row.contender: row.result for row in level}
         floor, peer = by_name.get("floor"), by_name.get("postgraphile")
+        base = by_name.get(baseline[1]) if baseline else None
         for row in sorted(level, key=lambda r: r.contender):
             r = row.result
+            extra = ""
+            if baseline:
+                paired = row.contender in baseline
+                extra = f" {_ratio(r.rps, base.rps if base and paired else None)} |"
             lines.append(
                 f"| {concurrency} | {row.contender} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} "
                 f"| {r.server_cpu:.1f} | {r.postgres_cpu:.1f} | {r.wrk_cpu:.1f} | {r.other_cpu:.1f} "
                 f"| {r.server_ms_per_request:.3f} | {r.postgres_ms_per_request:.3f} "
-                f"| {_ratio(r.rps, floor.rps if floor else None)} | {_ratio(r.rps, peer.rps if peer else None)} "
-                f"| {_ratio(r.p99_ms, floor.p99_ms if floor else None)} | {', '.join(map(str, row.order))} "
+                f"| {_ratio(r.rps, floor.rps if floor else None)} | {_ratio(r.rps, peer.rps if peer else None)} |"
+                + extra
+                + f" {_ratio(r.p99_ms, floor.p99_ms if floor else None)} | {', '.join(map(str, row.order))} "
                 f"| {', '.join(f'{rps:,.0f} ({other:.1f})' for rps, other in row.rounds)} |"
             )
     return lines
@@ -103,3 +114,15 @@ def write_markdown(title: str, sections: Sequence[tuple[str, Sequence[str]]], st
         parts += [f"## {heading}", "", *lines, ""]
     path.write_text("\n".join(parts))
     return path
+
+
+def quietest_row(name: str, runs: list[tuple[LoadResult, int]]) -> Row:
+    """The round the rest of the machine disturbed least (the least "other CPU"), with every round's figures.
+
+    On a shared machine other work only ever takes CPU away from the contenders, and by very different amounts
+    from one round to the next: the quietest round is the most faithful one, where a median would still mix
+    in the disturbed ones. Among rounds about as quiet (within QUIET_TOLERANCE), the fastest."""
+    least = min(r.other_cpu for r, _ in runs)
+    result, _ = max((run for run in runs if run[0].other_cpu <= least + QUIET_TOLERANCE), key=lambda run: run[0].rps)
+    rounds = tuple((r.rps, r.other_cpu) for r, _ in runs)
+    return Row(name, result, tuple(position for _, position in runs), rounds)

@@ -1,9 +1,13 @@
 """The bench, in one command: the gateway against a raw floor and PostGraphile, side by side, on one database.
 
     python bench/run.py [--customers 1000000] [--duration 15] [--concurrency 8,32,64] [--workers 2]
-                        [--only gateway,floor,postgraphile] [--pool-size N] [--reuse]
+                        [--only gateway,floor,postgraphile] [--pool-size N] [--reuse] [--baseline-ref REF]
     python bench/run.py --batch [--batch-sizes 1,10,50]   aliased lookups per request, gateway only
     python bench/run.py --scale [--scale-sizes 10000,1000000]   p50 at two data sizes, gateway only
+    python bench/run.py --trusted [--customers 100000]   a refused untrusted document against a cached valid one
+
+`--baseline-ref REF` adds the contender gateway@REF: the gateway's code at that git ref (bench/checkout.py),
+one worker, on the same data with the same settings and checks, and a column "÷ baseline gateway".
 
 It starts an embedded PostgreSQL in bench/.work/, loads demo data with
 `loyalty-gateway demo-data` (timed), samples real identifiers, then starts each
@@ -19,21 +23,27 @@ import shlex
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from checkout import GatewaySource, code_state_lines, current_gateway, gateway_at, live_package_dirs
 from database import Postgres, embedded_postgres, install_signal_handlers
 from dataset import Dataset, prepare
 from measure import Timing, Workloads, make_workloads, measure, timing_from
 from peers import PostGraphileInstall, install_postgraphile
-from report import Row, load_table, machine_facts, write_markdown
-from servers import Contender, floor, free_port, gateway, postgraphile
+from report import Row, load_table, machine_facts, quietest_row, write_markdown
+from servers import Contender, Running, check_answers, floor, free_port, gateway, postgraphile
 from wrk import QUIET_TOLERANCE, LoadResult, require_wrk
 
 CONTENDERS = ("gateway", "floor", "postgraphile")
 CALIBRATION_POOL_SIZES = (2, 4)
+DEFAULT_CUSTOMERS = 1_000_000
+# --trusted measures the gateway's own work per request, which does not grow with the data.
+TRUSTED_CUSTOMERS = 100_000
 
 
 def _ints(text: str) -> list[int]:
@@ -50,7 +60,9 @@ def _names(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--customers", type=int, default=1_000_000, help="demo data size (default 1000000)")
+    parser.add_argument(
+        "--customers", type=int, help=f"demo data size (default {DEFAULT_CUSTOMERS}; {TRUSTED_CUSTOMERS} in --trusted)"
+    )
     parser.add_argument("--duration", type=float, default=15, help="seconds of load per measurement (default 15)")
     parser.add_argument("--warmup", type=float, default=3, help="seconds of load before each measurement (default 3)")
     parser.add_argument(
@@ -63,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=_ints, default=[8, 32, 64], help="connections (default 8,32,64)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes of the multi-worker gateway")
     parser.add_argument("--only", type=_names, default=list(CONTENDERS), help="contenders (default all)")
+    parser.add_argument(
+        "--baseline-ref",
+        metavar="REF",
+        help="also run gateway@REF, the gateway's code at this git ref (1 worker), whatever --only says; "
+        "the table gets a column: the current gateway's req/s ÷ gateway@REF's",
+    )
     parser.add_argument("--pool-size", type=int, help="database connections per server process (default: measure)")
     parser.add_argument("--samples", type=int, default=5000, help="distinct identifiers to cycle over (default 5000)")
     parser.add_argument(
@@ -72,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-sizes", type=_ints, default=[1, 10, 50], help="lookups per request (default 1,10,50)")
     parser.add_argument("--batch-concurrency", type=int, default=8, help="wrk connections in --batch mode (default 8)")
     parser.add_argument("--scale", action="store_true", help="gateway p50 at two data sizes instead")
+    parser.add_argument(
+        "--trusted",
+        action="store_true",
+        help="instead: CPU per request of a refused untrusted document against a cached trusted one (trusted.py)",
+    )
+    parser.add_argument(
+        "--trusted-concurrency", type=_ints, default=[32], help="connections in --trusted mode (default 32)"
+    )
     parser.add_argument("--scale-sizes", type=_ints, default=[10_000, 1_000_000], help="customers (default 10k,1M)")
     parser.add_argument(
         "--scale-concurrency", type=_ints, default=[1, 8], help="connections in --scale mode (default 1,8)"
@@ -104,9 +130,18 @@ def dataset_facts(dataset: Dataset) -> list[str]:
 
 
 def build_contender(
-    name: str, postgres: Postgres, workloads: Workloads, pool_size: int, workers: int, peer: PostGraphileInstall | None
+    name: str,
+    postgres: Postgres,
+    workloads: Workloads,
+    pool_size: int,
+    workers: int,
+    peer: PostGraphileInstall | None,
+    baseline: GatewaySource | None = None,
 ) -> Contender:
     port = free_port()
+    if baseline is not None and name == baseline_name(baseline):
+        # One worker, as gateway-1w: the pair the "÷ baseline gateway" column compares.
+        return gateway(postgres, workers=1, pool_size=pool_size, port=port, source=baseline)
     if name == "gateway-1w":
         return gateway(postgres, workers=1, pool_size=pool_size, port=port)
     if name.startswith("gateway-"):
@@ -136,6 +171,29 @@ def calibrate_pool(postgres: Postgres, workloads: Workloads, timing: Timing) -> 
     return best, [*lines, f"- chosen: **{best}** connections per server process, for every contender"]
 
 
+def baseline_name(source: GatewaySource) -> str:
+    return f"gateway@{source.ref}"
+
+
+def code_check(
+    name: str, expected: Path, seen: dict[str, str], requests: Sequence[Any]
+) -> Callable[[Running], list[dict[str, Any]]]:
+    """The answer check, preceded once per contender by a look at which `gateway` package the live server runs."""
+
+    def check(server: Running) -> list[dict[str, Any]]:
+        if name not in seen:
+            found = live_package_dirs(server.process.pid)
+            if isinstance(found, str):
+                seen[name] = f"not looked at: {found}"
+            elif found != {expected}:
+                raise RuntimeError(f"{name} runs the gateway's code from {sorted(map(str, found))}, not {expected}")
+            else:
+                seen[name] = f"`{expected}` (py-spy dump of the running server: every gateway frame from there)"
+        return check_answers(server, requests)
+
+    return check
+
+
 def compare_answers(reference: tuple[str, list[dict[str, Any]]], answers: list[dict[str, Any]], name: str) -> None:
     """Every contender must answer every sampled lookup exactly as the first one measured did."""
     first_name, first = reference
@@ -161,10 +219,15 @@ def run_comparison(args: argparse.Namespace, command_line: str) -> int:
             peer = installed
     names = [name for name in ("gateway-1w", f"gateway-{args.workers}w") if "gateway" in args.only]
     names = list(dict.fromkeys(names))
-    names += [name for name in ("floor", "postgraphile") if name in args.only and (name != "postgraphile" or peer)]
 
     stamp = datetime.now()
-    with embedded_postgres(f"pg-{args.customers}", fresh=not args.reuse) as postgres:
+    current = current_gateway()
+    with ExitStack() as stack:
+        baseline = stack.enter_context(gateway_at(args.baseline_ref)) if args.baseline_ref else None
+        if baseline is not None:
+            names.append(baseline_name(baseline))
+        names += [name for name in ("floor", "postgraphile") if name in args.only and (name != "postgraphile" or peer)]
+        postgres = stack.enter_context(embedded_postgres(f"pg-{args.customers}", fresh=not args.reuse))
         dataset = prepare(postgres, args.customers, samples=args.samples, reuse=args.reuse)
         workloads = make_workloads(dataset, f"c{args.customers}")
         pool_lines: list[str] = []
@@ -179,6 +242,8 @@ def run_comparison(args: argparse.Namespace, command_line: str) -> int:
         rounds = args.rounds or 1
         measured: dict[tuple[int, str], list[tuple[LoadResult, int]]] = {}
         reference: tuple[str, list[dict[str, Any]]] | None = None
+        # Which code each gateway contender really runs (looked at once each).
+        code_seen: dict[str, str] = {}
         step = 0
         for round_number in range(1, rounds + 1):
             for concurrency in args.concurrency:
@@ -187,11 +252,14 @@ def run_comparison(args: argparse.Namespace, command_line: str) -> int:
                 step += 1
                 order = names[shift:] + names[:shift]
                 for position, name in enumerate(order, start=1):
-                    contender = build_contender(name, postgres, workloads, pool_size, args.workers, peer)
+                    contender = build_contender(name, postgres, workloads, pool_size, args.workers, peer, baseline)
                     workload = workloads.postgraphile if contender.dialect == "postgraphile" else workloads.gateway
+                    check = None
+                    if name.startswith("gateway"):
+                        check = code_check(name, contender.cwd / "gateway", code_seen, workload.requests)
                     print(f"round {round_number}, c={concurrency}: {name} ...", flush=True)
                     result, answers = measure(
-                        postgres, contender, workload, concurrency=concurrency, timing=timing_from(args)
+                        postgres, contender, workload, concurrency=concurrency, timing=timing_from(args), check=check
                     )
                     if reference is None:
                         reference = (name, answers)
@@ -201,14 +269,25 @@ def run_comparison(args: argparse.Namespace, command_line: str) -> int:
                     measured.setdefault((concurrency, name), []).append((result, position))
         rows = [quietest_row(name, runs) for (_, name), runs in measured.items()]
         version = postgres.version()
+    code_lines = code_state_lines(current)
 
-    table = load_table(rows)
+    pair = ("gateway-1w", baseline_name(baseline)) if baseline is not None else None
+    table = load_table(rows, pair)
     print("\n".join(table))
+    baseline_lines = against_baseline(rows, pair) if pair is not None else []
+    if baseline_lines:
+        print("\n".join(["", *baseline_lines]))
+    lines = contender_lines(args, peer is not None)
+    if "gateway" in args.only:
+        lines += code_lines
+    if baseline is not None:
+        lines += baseline_contender_lines(baseline)
+    lines += [f"- code run by {name}: {seen}" for name, seen in sorted(code_seen.items())]
     sections = [
         ("Command", [f"`{command_line}`"]),
         ("Machine", [f"- {fact}" for fact in machine_facts(version, peer.node_version() if peer else None)]),
         ("Data", dataset_facts(dataset)),
-        ("Contenders", contender_lines(args, peer is not None) + notes),
+        ("Contenders", lines + notes),
         ("Database pool", pool_lines),
         (
             f"Results ({args.duration:.0f} s per measurement after {args.warmup:.0f} s of warm-up"
@@ -222,20 +301,28 @@ def run_comparison(args: argparse.Namespace, command_line: str) -> int:
         ),
         ("Against the targets of issue 3 (c=32, 1 worker)", verdict(rows)),
     ]
-    path = write_markdown(f"Bench {stamp:%Y-%m-%d %H:%M}, {args.customers:,} customers", sections, stamp)
+    if pair is not None:
+        sections.append((f"Against the baseline: gateway-1w ÷ {pair[1]}", baseline_lines))
+    path = write_markdown(
+        f"Bench {stamp:%Y-%m-%d %H:%M}, {args.customers:,} customers", sections, stamp, "baseline" if pair else ""
+    )
     print(f"\nwritten to {path}")
     return 0
 
 
 def contender_lines(args: argparse.Namespace, with_peer: bool) -> list[str]:
-    lines = [
-        f"- **gateway-1w / gateway-{args.workers}w**: `loyalty-gateway serve --workers 1` / `--workers "
-        f"{args.workers}` (uvicorn; every request authenticated by its org's API key)",
-        "- **floor**: `bench/floor.py`, starlette + asyncpg + orjson under uvicorn (uvloop, httptools), 1 worker: "
-        "the same body, the same SQL as the gateway (gateway/db/sql/fetch_customer_balance.sql for one identifier) "
-        "with the same parameters, the same "
-        "JSON answer, API keys checked in a dict; no GraphQL",
-    ]
+    lines = []
+    if "gateway" in args.only:
+        lines.append(
+            f"- **gateway-1w / gateway-{args.workers}w**: `loyalty-gateway serve --workers 1` / `--workers "
+            f"{args.workers}` (uvicorn; every request authenticated by its org's API key)"
+        )
+    if "floor" in args.only:
+        lines.append(
+            "- **floor**: `bench/floor.py`, starlette + asyncpg + orjson under uvicorn (uvloop, httptools), 1 worker: "
+            "the same body, the same SQL as the gateway (gateway/db/sql/fetch_customer_balance.sql for one "
+            "identifier) with the same parameters, the same JSON answer, API keys checked in a dict; no GraphQL"
+        )
     if with_peer:
         lines.append(
             "- **postgraphile**: PostGraphile 5.1.5 on Node 22, amber preset, production mode, no GraphiQL/watch/"
@@ -247,6 +334,39 @@ def contender_lines(args: argparse.Namespace, with_peer: bool) -> list[str]:
         "- wrk, 1 thread, a Lua script cycling over the sampled requests; every contender's answer to every "
         "sampled request is checked before its load (the right entity, and every field equal across contenders)"
     )
+    return lines
+
+
+def baseline_contender_lines(baseline: GatewaySource) -> list[str]:
+    return [
+        f"- **{baseline_name(baseline)}**: the gateway's code at {baseline.ref} (commit {baseline.commit}), "
+        f"checked out with `git worktree add --detach` in bench/.work/{baseline.path.name}/ and started as "
+        "gateway-1w is: the same venv with `PYTHONPATH` and the working directory set to its copy of the code, "
+        "the same data, flags, environment, pool, one worker, the same request bodies and answer checks. "
+        "Every contender waits to be ready on a lookup (never on /readyz)",
+    ]
+
+
+def against_baseline(rows: Sequence[Row], pair: tuple[str, str]) -> list[str]:
+    """Per level: the current gateway ÷ the baseline, in req/s and in server CPU per request, and every round."""
+    subject, base = pair
+    lines = []
+    for concurrency in sorted({row.result.concurrency for row in rows}):
+        by_name = {row.contender: row for row in rows if row.result.concurrency == concurrency}
+        if subject not in by_name or base not in by_name:
+            continue
+        now, then = by_name[subject], by_name[base]
+        rounds = "; ".join(
+            f"{a:,.0f} ÷ {b:,.0f} = {a / b:.2f}" for (a, _), (b, _) in zip(now.rounds, then.rounds, strict=True)
+        )
+        lines.append(
+            f"- c={concurrency}: req/s {now.result.rps:,.0f} ÷ {then.result.rps:,.0f} = "
+            f"**{now.result.rps / then.result.rps:.2f}**; server CPU ms/req {now.result.server_ms_per_request:.3f} "
+            f"÷ {then.result.server_ms_per_request:.3f} = "
+            f"**{now.result.server_ms_per_request / then.result.server_ms_per_request:.2f}** (below 1: less CPU now); "
+            f"PG CPU ms/req {now.result.postgres_ms_per_request:.3f} ÷ {then.result.postgres_ms_per_request:.3f}; "
+            f"req/s round by round: {rounds}"
+        )
     return lines
 
 
@@ -283,6 +403,8 @@ def _mark(ok: bool) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.customers is None:
+        args.customers = TRUSTED_CUSTOMERS if args.trusted else DEFAULT_CUSTOMERS
     install_signal_handlers()
     command_line = "python bench/run.py " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     started = time.monotonic()
@@ -295,6 +417,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from scale import run_scale
 
             return run_scale(args, command_line)
+        if args.trusted:
+            from trusted import run_trusted
+
+            return run_trusted(args, command_line)
         return run_comparison(args, command_line)
     except KeyboardInterrupt:
         print("\ninterrupted; every process the bench started has been stopped", file=sys.stderr)
@@ -309,18 +435,6 @@ def result_line(result: LoadResult) -> str:
         f"server {result.server_ms_per_request:.3f} ms, PostgreSQL {result.postgres_ms_per_request:.3f} ms; "
         f"other CPU {result.other_cpu:.1f} s"
     )
-
-
-def quietest_row(name: str, runs: list[tuple[LoadResult, int]]) -> Row:
-    """The round the rest of the machine disturbed least (the least "other CPU"), with every round's figures.
-
-    On a shared machine other work only ever takes CPU away from the contenders, and by very different amounts
-    from one round to the next: the quietest round is the most faithful one, where a median would still mix
-    in the disturbed ones. Among rounds about as quiet (within QUIET_TOLERANCE), the fastest."""
-    least = min(r.other_cpu for r, _ in runs)
-    result, _ = max((run for run in runs if run[0].other_cpu <= least + QUIET_TOLERANCE), key=lambda run: run[0].rps)
-    rounds = tuple((r.rps, r.other_cpu) for r, _ in runs)
-    return Row(name, result, tuple(position for _, position in runs), rounds)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import httpx
 import orjson
 import psutil
 
+from checkout import GatewaySource, current_gateway
 from database import BENCH_DIR, WORK_DIR, Postgres
 from dataset import Request, gateway_command
 from peers import PostGraphileInstall
@@ -46,10 +48,24 @@ def free_port() -> int:
         return port
 
 
-def gateway(postgres: Postgres, *, workers: int, pool_size: int, port: int) -> Contender:
+def gateway(
+    postgres: Postgres,
+    *,
+    workers: int,
+    pool_size: int,
+    port: int,
+    source: GatewaySource | None = None,
+    extra: Sequence[str] = (),
+    name: str | None = None,
+) -> Contender:
+    """`loyalty-gateway serve`: the working tree's gateway as copied at the start of the run (gateway-Nw), or
+    with `source` the gateway's code at another git ref (gateway@REF).
+
+    `extra` flags follow the bench's own (e.g. --trusted-documents-only); `name` replaces the default name.
+    """
     command = gateway_command(
         "serve", "--database-url", postgres.url, "--host", HOST, "--port", str(port), "--workers", str(workers),
-        "--pool-max-size", str(pool_size), "--log-level", "warning",
+        "--pool-max-size", str(pool_size), "--log-level", "warning", *extra,
     )  # fmt: skip
     env = {
         # The same fixed pool as the others: open every connection at start.
@@ -57,9 +73,18 @@ def gateway(postgres: Postgres, *, workers: int, pool_size: int, port: int) -> C
         # The per-key rate limit stays on (its cost is part of every request) but far above the load.
         "LOYALTY_GATEWAY_RATE_LIMIT": "1000000",
         "LOYALTY_GATEWAY_RATE_LIMIT_BURST": "1000000",
+        # /metrics beside /graphql, where every gateway version serves it with "on": production's default of a
+        # port of its own (9464) could collide with other servers on a shared machine. /graphql's path is the same.
+        "LOYALTY_GATEWAY_METRICS": "on",
     }
     noun = "worker" if workers == 1 else "workers"
-    return Contender(f"gateway-{workers}w", f"the gateway, {workers} {noun}", port, command, env)
+    default_name = f"gateway@{source.ref}" if source is not None else f"gateway-{workers}w"
+    source = source or current_gateway()
+    # The same interpreter and venv; the copy's `gateway` package comes first on sys.path (ahead of the
+    # editable install's finder, which sits at the end of sys.meta_path), and uvicorn's workers inherit it.
+    env["PYTHONPATH"] = str(source.path)
+    description = f"the gateway ({source.description}), {workers} {noun}"
+    return Contender(name or default_name, description, port, command, env, source.path)
 
 
 def floor(postgres: Postgres, *, pool_size: int, port: int, keys_file: Path) -> Contender:
@@ -112,7 +137,7 @@ class Running:
 def running(contender: Contender, probe: Request, timeout: float = 90.0) -> Iterator[Running]:
     """Start the contender in its own process group; the whole group is stopped when the block exits."""
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    log = LOG_DIR / f"{contender.name}.log"
+    log = LOG_DIR / f"{_file_name(contender.name)}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
             contender.command,
@@ -129,6 +154,11 @@ def running(contender: Contender, probe: Request, timeout: float = 90.0) -> Iter
         yield server
     finally:
         stop(server)
+
+
+def _file_name(name: str) -> str:
+    # Contender names may hold a git ref (gateway@origin/main) or spaces.
+    return re.sub(r"[^A-Za-z0-9@._-]+", "_", name)
 
 
 def stop(server: Running) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -16,6 +17,8 @@ import psutil
 from database import BENCH_DIR
 
 WRK_SCRIPT = BENCH_DIR / "wrk.lua"
+# Replaced by wrk.lua, in every request of a `fresh` run, by a name never sent before (the same length).
+FRESH_PLACEHOLDER = "F0000000000000000"
 # CPU seconds of other work within which two rounds count as equally quiet.
 QUIET_TOLERANCE = 0.5
 
@@ -27,7 +30,7 @@ class LoadResult:
     seconds: float
     p50_ms: float
     p99_ms: float
-    errors: int  # non-2xx/3xx answers, socket errors and timeouts
+    errors: int  # non-2xx/3xx answers (or, when a status is expected, any other), socket errors and timeouts
     server_cpu: float  # CPU seconds of the server process and its children
     postgres_cpu: float  # CPU seconds of the postmaster and all its children
     wrk_cpu: float
@@ -115,10 +118,14 @@ def run_wrk(
     server: psutil.Process,
     postmaster: psutil.Process,
     check_bodies: bool = False,
+    expect_status: int | None = None,
+    fresh: bool = False,
 ) -> LoadResult:
     """One wrk run against url with the given connections; CPU is measured over exactly that run.
 
     With check_bodies, answers carrying GraphQL errors count as errors too (wrk then reads every body).
+    With expect_status, an answer with any other status is an error, and only that (a 403 can be the point).
+    With fresh, FRESH_PLACEHOLDER in the requests is replaced by a name of its own in every request sent.
     """
     command = [
         require_wrk(), "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
@@ -126,6 +133,11 @@ def run_wrk(
     ]  # fmt: skip
     if check_bodies:
         command.append("check-bodies")
+    if expect_status is not None:
+        command.append(f"expect-status={expect_status}")
+    if fresh:
+        # Six characters of this run's own, so that its names differ from every earlier run's (the warm-up's).
+        command.append(f"fresh={secrets.token_hex(3)}")
     server_before, postgres_before, busy_before = cpu_seconds(server), cpu_seconds(postmaster), busy_cpu_seconds()
     started = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -148,7 +160,9 @@ def run_wrk(
     if process.returncode != 0:
         raise RuntimeError(f"wrk failed ({process.returncode}): {stderr.decode()}{stdout.decode()}")
     figures = _figures(stdout.decode())
-    kinds = ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts", "graphql_errors")
+    # wrk's own status errors are every answer of 400 or more: with an expected status, the script counts instead.
+    status_kind = "status_errors" if expect_status is None else "unexpected_status"
+    kinds = ("connect_errors", "read_errors", "write_errors", status_kind, "timeouts", "graphql_errors")
     errors = sum(figures[kind] for kind in kinds)
     return LoadResult(
         concurrency=concurrency,
