@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -240,3 +241,14 @@ def test_serve_demo_prints_a_key_and_an_example_query_that_answers(data_dir: Pat
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_serve_says_plainly_when_its_metrics_port_is_taken(data_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run("serve", "--port", str(free_port()), "--metrics", str(port), data_dir=data_dir, timeout=60)
+    assert done.returncode == 2
+    assert f"cannot serve metrics on port {port}" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -43,7 +43,15 @@ def serve(settings: Settings) -> int:
     # Several workers count into files of a directory of this run; a scrape of any of them adds them up.
     with multiprocess_directory(settings.workers):
         # Metrics on a port of their own are served by this process (the workers' parent, with several).
-        metrics_server = start_metrics_server(metrics, settings.host)
+        try:
+            metrics_server = start_metrics_server(metrics, settings.host)
+        except OSError as error:
+            print(
+                f"error: cannot serve metrics on port {metrics.port}: {error.strerror}; give each gateway on this "
+                "host a --metrics port of its own, or --metrics on (beside GraphQL) or off",
+                file=sys.stderr,
+            )
+            return 2
         try:
             if settings.workers > 1:
                 import os
