@@ -170,9 +170,21 @@ class GraphQLEndpoint:
             customer_id=caller.customer_id,
         )
         is_get = method == "GET"
-        prepared = [await self._prepare(operation, context, state.documents, is_get=is_get) for operation in operations]
-        # Charged before any lookup runs; an operation that cannot start still cost its checks: 1.
-        cost = sum(item.cost if isinstance(item, Prepared) else 1 for item in prepared)
+        documents = state.documents
+        prepared: list[Prepared | _Refusal] = []
+        cost = 0
+        for operation in operations:
+            reference = operation.document
+            if reference.by_text_alone and not documents.trusted_only:
+                # The usual request, its document sent whole: nothing to look up, nothing to await.
+                assert reference.query is not None
+                request = GraphQLRequest(reference.query, operation.variables, operation.operation_name)
+                item = self._refusal_or(self.executor.prepare(request, context, is_get=is_get))
+            else:
+                item = await self._prepare(operation, context, documents, is_get=is_get)
+            prepared.append(item)
+            # Charged before any lookup runs; an operation that cannot start still cost its checks: 1.
+            cost += item.cost if isinstance(item, Prepared) else 1
         note_cost(cost)
         assert credential is not None  # admitted
         budget = self.gatekeeper.charge(caller, credential, cost)
@@ -218,7 +230,10 @@ class GraphQLEndpoint:
             body = {"errors": [{"message": text.message, "extensions": text.extensions}]}
             return _Refusal(text.http_status, text.request_error, body)
         request = GraphQLRequest(text, operation.variables, operation.operation_name)
-        prepared = self.executor.prepare(request, context, is_get=is_get)
+        return self._refusal_or(self.executor.prepare(request, context, is_get=is_get))
+
+    @staticmethod
+    def _refusal_or(prepared: Prepared | tuple[int, dict[str, Any]]) -> Prepared | _Refusal:
         if isinstance(prepared, Prepared):
             return prepared
         status, body = prepared

@@ -111,9 +111,11 @@ class Executor:
         return Prepared(request, document, variables, run, cost)
 
     async def run(self, prepared: Prepared, context: Context) -> tuple[int, dict[str, Any]]:
-        if prepared.run is not None:
-            await load_runs(context, [prepared.run])
-        return await self._finish(prepared, context)
+        run = prepared.run
+        if run is None:
+            return await self._finish(prepared, context)
+        await load_runs(context, [run])
+        return _answer(run.data, run.errors, context.request_id)
 
     async def run_batch(self, operations: Sequence[Prepared | Refused], context: Context) -> list[dict[str, Any]]:
         """One response body per operation, in order; the compiled ones share each load."""
@@ -129,12 +131,7 @@ class Executor:
             data, errors = prepared.run.data, prepared.run.errors
         else:
             data, errors = await self._execute_with_graphql_core(prepared.document.node, prepared.request, context)
-        body: dict[str, Any] = {}
-        if errors:
-            body["errors"] = [format_error(error, context.request_id) for error in errors]
-        body["data"] = data
-        unavailable = any(isinstance(error.original_error, ServiceUnavailable) for error in errors)
-        return (503 if unavailable else 200), body
+        return _answer(data, errors, context.request_id)
 
     async def _execute_with_graphql_core(
         self, document: Any, request: GraphQLRequest, context: Context
@@ -151,6 +148,14 @@ class Executor:
         if not isinstance(result, ExecutionResult):
             result = await result
         return result.data, list(result.errors or ())
+
+
+def _answer(data: dict[str, Any] | None, errors: list[GraphQLError], request_id: str) -> tuple[int, dict[str, Any]]:
+    if not errors:
+        return 200, {"data": data}
+    body = {"errors": [format_error(error, request_id) for error in errors], "data": data}
+    unavailable = any(isinstance(error.original_error, ServiceUnavailable) for error in errors)
+    return (503 if unavailable else 200), body
 
 
 # Root fields graphql-core may run whose weight is unknown until they run: each is counted at the most a lookup

@@ -97,11 +97,20 @@ class PlanRun:
 
 async def load_runs(context: Any, runs: Sequence[PlanRun]) -> None:
     """Step 2: each kind of root field loaded in ONE call for all the runs (one request, or a batch)."""
+    if len(runs) == 1:  # one request: no items of others to interleave
+        run = runs[0]
+        for root, prepared in run.pending.items():
+            try:
+                results: Sequence[Any] | Exception = await root.load(context, [item for _, item in prepared])
+            except Exception as error:
+                results = error
+            run.finish(root, results)
+        return
     roots = dict.fromkeys(root for run in runs for root in run.pending)
     for root in roots:
         items = [item for run in runs for _, item in run.pending.get(root, ())]
         try:
-            results: Sequence[Any] | Exception = await root.load(context, items)
+            results = await root.load(context, items)
         except Exception as error:
             results = error
         offset = 0
