@@ -5,6 +5,8 @@ Here: what they share (the database to use, a connection to it, how they print t
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import asyncpg
@@ -25,6 +27,19 @@ async def connect(settings: Settings) -> asyncpg.Connection:
     from gateway.db.pool import SERVER_SETTINGS
 
     return await asyncpg.connect(database_url(settings), server_settings=SERVER_SETTINGS)
+
+
+@asynccontextmanager
+async def migrated(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the database, its schema brought up to date first; closed afterwards."""
+    from gateway.db.migrations import migrate as apply_migrations
+
+    connection = await connect(settings)
+    try:
+        await apply_migrations(connection)
+        yield connection
+    finally:
+        await connection.close()
 
 
 def print_table(rows: list[tuple[str, ...]]) -> None:

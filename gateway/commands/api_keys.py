@@ -6,26 +6,21 @@ import sys
 
 import asyncpg
 
-from gateway.commands import connect, print_table, when
+from gateway.commands import migrated, print_table, when
 from gateway.config import Settings
 
 
 async def create_api_key(settings: Settings, *, org_id: int, name: str) -> int:
     from gateway.db.api_keys import insert_api_key
-    from gateway.db.migrations import migrate as apply_migrations
     from gateway.domain.api_keys import generate_key
 
-    connection = await connect(settings)
-    try:
-        await apply_migrations(connection)
+    async with migrated(settings) as connection:
         new = generate_key()
         try:
             await insert_api_key(connection, org_id, new.prefix, new.key_hash, name)
         except asyncpg.ForeignKeyViolationError:
             print(f"error: there is no org {org_id}; import it first", file=sys.stderr)
             return 1
-    finally:
-        await connection.close()
     print(f"created API key {new.prefix} for org {org_id}; it is shown only now:", file=sys.stderr)
     print(new.key)
     return 0
@@ -33,14 +28,9 @@ async def create_api_key(settings: Settings, *, org_id: int, name: str) -> int:
 
 async def list_api_keys(settings: Settings, *, org_id: int | None) -> int:
     from gateway.db.api_keys import list_api_keys as fetch_keys
-    from gateway.db.migrations import migrate as apply_migrations
 
-    connection = await connect(settings)
-    try:
-        await apply_migrations(connection)
+    async with migrated(settings) as connection:
         keys = await fetch_keys(connection, org_id)
-    finally:
-        await connection.close()
     rows = [("PREFIX", "ORG", "NAME", "CREATED", "LAST USED", "REVOKED")]
     for key in keys:
         rows.append(
@@ -59,16 +49,11 @@ async def list_api_keys(settings: Settings, *, org_id: int | None) -> int:
 
 async def revoke_api_key(settings: Settings, prefix_or_key: str) -> int:
     from gateway.db.api_keys import revoke_api_key as revoke
-    from gateway.db.migrations import migrate as apply_migrations
     from gateway.domain.api_keys import key_prefix
 
     prefix = key_prefix(prefix_or_key) or prefix_or_key.removeprefix("lgw_")
-    connection = await connect(settings)
-    try:
-        await apply_migrations(connection)
+    async with migrated(settings) as connection:
         revoked_at = await revoke(connection, prefix)
-    finally:
-        await connection.close()
     if revoked_at is None:
         print(f"error: there is no API key with prefix {prefix}", file=sys.stderr)
         return 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from gateway.commands import connect
+from gateway.commands import connect, migrated
 from gateway.config import Settings
 
 
@@ -57,15 +57,10 @@ async def import_file(settings: Settings, path: Path, *, progress: bool, metrics
 
 
 async def demo_data(settings: Settings, *, customers: int, seed: int, progress: bool) -> int:
-    from gateway.db.migrations import migrate as apply_migrations
     from gateway.importer.demo import load_demo_data
 
-    connection = await connect(settings)
-    try:
-        await apply_migrations(connection)
+    async with migrated(settings) as connection:
         summary = await load_demo_data(connection, customers=customers, seed=seed, progress=progress)
-    finally:
-        await connection.close()
     print(
         f"loaded {summary.customers:,} customers, {summary.identifiers:,} identifiers, {summary.fleets:,} fleets "
         f"and {summary.balances:,} balances in {summary.seconds:.1f} s"

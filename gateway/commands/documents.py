@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.commands import connect, print_table, when
+from gateway.commands import connect, migrated, print_table, when
 from gateway.config import Settings
 
 
@@ -85,15 +85,10 @@ async def register_documents(settings: Settings, manifest: Path) -> int:
 
 
 async def list_documents(settings: Settings) -> int:
-    from gateway.db.migrations import migrate as apply_migrations
     from gateway.db.persisted_documents import list_trusted_documents
 
-    connection = await connect(settings)
-    try:
-        await apply_migrations(connection)
+    async with migrated(settings) as connection:
         documents = await list_trusted_documents(connection)
-    finally:
-        await connection.close()
     rows = [("ID", "NAME", "REGISTERED", "REVOKED")]
     rows += [(d.document_id, d.name, when(d.registered_at), when(d.revoked_at)) for d in documents]
     print_table(rows)
@@ -101,15 +96,10 @@ async def list_documents(settings: Settings) -> int:
 
 
 async def revoke_document(settings: Settings, document_id: str) -> int:
-    from gateway.db.migrations import migrate as apply_migrations
     from gateway.db.persisted_documents import revoke_trusted_document
 
-    connection = await connect(settings)
-    try:
-        await apply_migrations(connection)
+    async with migrated(settings) as connection:
         revoked_at = await revoke_trusted_document(connection, document_id)
-    finally:
-        await connection.close()
     if revoked_at is None:
         print(f"error: there is no trusted document with id {document_id}", file=sys.stderr)
         return 1

@@ -151,16 +151,11 @@ async def add_token_keys(
 
 
 async def list_token_keys(settings: Settings, *, org_id: int | None) -> int:
-    from gateway.commands import connect, print_table, when
-    from gateway.db.migrations import migrate as apply_migrations
+    from gateway.commands import migrated, print_table, when
     from gateway.db.token_keys import list_token_keys as fetch_keys
 
-    connection = await connect(settings)
-    try:
-        await apply_migrations(connection)
+    async with migrated(settings) as connection:
         keys = await fetch_keys(connection, org_id)
-    finally:
-        await connection.close()
     rows = [("ID", "ORG", "ALG", "FORMAT", "KID", "NAME", "ISSUER", "AUDIENCE", "CREATED", "REVOKED")]
     for key in keys:
         rows.append(
@@ -182,16 +177,11 @@ async def list_token_keys(settings: Settings, *, org_id: int | None) -> int:
 
 
 async def revoke_token_key(settings: Settings, key_id: str) -> int:
-    from gateway.commands import connect, when
-    from gateway.db.migrations import migrate as apply_migrations
+    from gateway.commands import migrated, when
     from gateway.db.token_keys import revoke_token_key as revoke
 
-    connection = await connect(settings)
-    try:
-        await apply_migrations(connection)
+    async with migrated(settings) as connection:
         revoked = await revoke(connection, key_id)
-    finally:
-        await connection.close()
     if revoked is None:
         print(f"error: there is no token key {key_id}", file=sys.stderr)
         return 1
