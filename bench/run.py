@@ -5,6 +5,7 @@
     python bench/run.py --batch [--batch-sizes 1,10,50]   aliased lookups per request, gateway only
     python bench/run.py --scale [--scale-sizes 10000,1000000]   p50 at two data sizes, gateway only
     python bench/run.py --trusted [--customers 100000]   a refused untrusted document against a cached valid one
+    python bench/run.py --fairness   one org's steady lookups while another floods (fairness.py)
 
 `--baseline-ref REF` adds the contender gateway@REF: the gateway's code at that git ref (bench/checkout.py),
 one worker, on the same data with the same settings and checks, and a column "÷ baseline gateway".
@@ -94,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--trusted",
         action="store_true",
         help="instead: CPU per request of a refused untrusted document against a cached trusted one (trusted.py)",
+    )
+    parser.add_argument(
+        "--fairness",
+        action="store_true",
+        help="instead: one org's steady single lookups, alone and while another org floods (fairness.py)",
     )
     parser.add_argument(
         "--trusted-concurrency", type=_ints, default=[32], help="connections in --trusted mode (default 32)"
@@ -417,6 +423,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from scale import run_scale
 
             return run_scale(args, command_line)
+        if args.fairness:
+            from fairness import run_fairness
+
+            return run_fairness(args, command_line)
         if args.trusted:
             from trusted import run_trusted
 

@@ -57,11 +57,13 @@ def gateway(
     source: GatewaySource | None = None,
     extra: Sequence[str] = (),
     name: str | None = None,
+    default_rate_limits: bool = False,
 ) -> Contender:
     """`loyalty-gateway serve`: the working tree's gateway as copied at the start of the run (gateway-Nw), or
     with `source` the gateway's code at another git ref (gateway@REF).
 
     `extra` flags follow the bench's own (e.g. --trusted-documents-only); `name` replaces the default name.
+    With `default_rate_limits` the per-key rate limit is the gateway's default instead of far above the load.
     """
     command = gateway_command(
         "serve", "--database-url", postgres.url, "--host", HOST, "--port", str(port), "--workers", str(workers),
@@ -77,6 +79,8 @@ def gateway(
         # port of its own (9464) could collide with other servers on a shared machine. /graphql's path is the same.
         "LOYALTY_GATEWAY_METRICS": "on",
     }
+    if default_rate_limits:
+        del env["LOYALTY_GATEWAY_RATE_LIMIT"], env["LOYALTY_GATEWAY_RATE_LIMIT_BURST"]
     noun = "worker" if workers == 1 else "workers"
     default_name = f"gateway@{source.ref}" if source is not None else f"gateway-{workers}w"
     source = source or current_gateway()

@@ -109,6 +109,34 @@ def wait_for_quiet(max_wait: float, threshold_cores: float = 0.25, window: float
     return time.monotonic() - started
 
 
+def wrk_command(
+    url: str,
+    requests_file: Path,
+    *,
+    concurrency: int,
+    duration: float,
+    check_bodies: bool = False,
+    expect_status: int | None = None,
+    fresh: bool = False,
+    count_statuses: bool = False,
+) -> list[str]:
+    """wrk with one thread and wrk.lua cycling over the requests file (see run_wrk for the options)."""
+    command = [
+        require_wrk(), "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
+        "-s", str(WRK_SCRIPT), url, "--", str(requests_file), "/graphql",
+    ]  # fmt: skip
+    if check_bodies:
+        command.append("check-bodies")
+    if expect_status is not None:
+        command.append(f"expect-status={expect_status}")
+    if fresh:
+        # Six characters of this run's own, so that its names differ from every earlier run's (the warm-up's).
+        command.append(f"fresh={secrets.token_hex(3)}")
+    if count_statuses:
+        command.append("count-statuses")
+    return command
+
+
 def run_wrk(
     url: str,
     requests_file: Path,
@@ -127,17 +155,10 @@ def run_wrk(
     With expect_status, an answer with any other status is an error, and only that (a 403 can be the point).
     With fresh, FRESH_PLACEHOLDER in the requests is replaced by a name of its own in every request sent.
     """
-    command = [
-        require_wrk(), "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
-        "-s", str(WRK_SCRIPT), url, "--", str(requests_file), "/graphql",
-    ]  # fmt: skip
-    if check_bodies:
-        command.append("check-bodies")
-    if expect_status is not None:
-        command.append(f"expect-status={expect_status}")
-    if fresh:
-        # Six characters of this run's own, so that its names differ from every earlier run's (the warm-up's).
-        command.append(f"fresh={secrets.token_hex(3)}")
+    command = wrk_command(
+        url, requests_file, concurrency=concurrency, duration=duration, check_bodies=check_bodies,
+        expect_status=expect_status, fresh=fresh,
+    )  # fmt: skip
     server_before, postgres_before, busy_before = cpu_seconds(server), cpu_seconds(postmaster), busy_cpu_seconds()
     started = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -159,7 +180,7 @@ def run_wrk(
     wall = time.monotonic() - started
     if process.returncode != 0:
         raise RuntimeError(f"wrk failed ({process.returncode}): {stderr.decode()}{stdout.decode()}")
-    figures = _figures(stdout.decode())
+    figures = wrk_figures(stdout.decode())
     # wrk's own status errors are every answer of 400 or more: with an expected status, the script counts instead.
     status_kind = "status_errors" if expect_status is None else "unexpected_status"
     kinds = ("connect_errors", "read_errors", "write_errors", status_kind, "timeouts", "graphql_errors")
@@ -180,7 +201,7 @@ def run_wrk(
     )
 
 
-def _figures(output: str) -> dict[str, int]:
+def wrk_figures(output: str) -> dict[str, int]:
     for line in reversed(output.splitlines()):
         if line.startswith("{"):
             parsed: dict[str, int] = orjson.loads(line)

@@ -22,9 +22,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.access.api_keys import ApiKeyAuthenticator
+from gateway.access.fair_share import sample_fair_share
 from gateway.access.token_keys import OrgTokenKeys
 from gateway.config import Settings, settings_from_json, settings_to_json
-from gateway.db.pool import Database, create_pool
+from gateway.db.database import Database
+from gateway.db.pool import create_pool
 from gateway.edge.cors import cors_middleware, cors_options
 from gateway.edge.fallbacks import http_error, refuse_websocket, server_error
 from gateway.edge.graphiql import graphiql_assets
@@ -117,6 +119,7 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
     endpoint = GraphQLEndpoint(
         schema=schema, root_resolvers=ROOT_RESOLVERS, settings=settings, example_query=example_query
     )
+    samplers.append(partial(sample_fair_share, endpoint.fair_share))
     graphql: ASGIApp = ObservedEndpoint(endpoint, observer)
     if cors := cors_options(settings):
         graphql = CORSMiddleware(graphql, **cors)

@@ -250,6 +250,7 @@ _EXPOSURE_FIELDS = (
     "user_rate_limit",
     "user_rate_limit_burst",
     "instances",
+    "org_concurrency",
     "jwt_secret_file",
     "jwt_public_key_files",
     "jwt_jwks_file",
@@ -295,15 +296,23 @@ def _add_exposure_arguments(serve: argparse.ArgumentParser) -> None:
     limits.add_argument("--request-timeout", type=float, metavar="SECONDS", help="per-request deadline (default 5)")
 
     rates = serve.add_argument_group("rate limits (whole deployment; 0 turns one off)")
-    rates.add_argument("--rate-limit", type=float, metavar="PER_S", help="requests/s per API key (default 200)")
-    rates.add_argument("--rate-limit-burst", type=int, metavar="N", help="burst per API key (default 400)")
-    rates.add_argument("--user-rate-limit", type=float, metavar="PER_S", help="requests/s per end user (default 5)")
+    rates.add_argument("--rate-limit", type=float, metavar="PER_S", help="cost units/s per API key (default 200)")
+    rates.add_argument(
+        "--rate-limit-burst", type=int, metavar="N", help="burst per API key, in cost units (default 400)"
+    )
+    rates.add_argument("--user-rate-limit", type=float, metavar="PER_S", help="cost units/s per end user (default 5)")
     rates.add_argument("--user-rate-limit-burst", type=int, metavar="N", help="burst per end user (default 20)")
     rates.add_argument(
         "--instances",
         type=int,
         metavar="N",
         help="gateway instances sharing the rate limits; each worker enforces rate / (workers x instances) (default 1)",
+    )
+    rates.add_argument(
+        "--org-concurrency",
+        type=int,
+        metavar="N",
+        help="requests of one org in progress at once per worker; more wait their turn (default: the pool size)",
     )
 
     tokens = serve.add_argument_group("end-user tokens (JWT; see docs/end-user-tokens.md)")

@@ -67,6 +67,9 @@ class Settings:
     user_rate_limit: float = 5.0
     user_rate_limit_burst: int = 20
     instances: int = 1
+    # Requests of one org in progress at once in each worker (README, "Fair shares"); None: pool_max_size.
+    # Its further requests wait their turn, at most acquire_timeout seconds.
+    org_concurrency: int | None = None
     # End-user tokens (JWT): any of these turns them on.
     jwt_secret_file: str | None = None
     jwt_public_key_files: str | None = None  # comma-separated PEM files
@@ -90,6 +93,11 @@ class Settings:
     def development(self) -> bool:
         """Development mode: introspection, GraphiQL and "Did you mean …" suggestions on."""
         return (self.env or ("development" if self.demo else "production")) == "development"
+
+    @property
+    def org_share(self) -> int:
+        """--org-concurrency as given, or its default."""
+        return self.org_concurrency if self.org_concurrency is not None else self.pool_max_size
 
     @property
     def metrics_where(self) -> str:
@@ -130,6 +138,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "LOYALTY_GATEWAY_MAX_STRING_LENGTH": "max_string_length",
     "LOYALTY_GATEWAY_MAX_DIRECTIVES": "max_directives",
     "LOYALTY_GATEWAY_MAX_COST": "max_cost",
+    "LOYALTY_GATEWAY_ORG_CONCURRENCY": "org_concurrency",
     "LOYALTY_GATEWAY_REQUEST_TIMEOUT": "request_timeout",
     "LOYALTY_GATEWAY_RATE_LIMIT": "rate_limit",
     "LOYALTY_GATEWAY_RATE_LIMIT_BURST": "rate_limit_burst",
@@ -153,12 +162,14 @@ def settings_from_environment(environ: dict[str, str] | None = None) -> Settings
     """Settings from the environment variables above, with typed values."""
     environ = dict(os.environ) if environ is None else environ
     defaults = Settings()
+    # Fields whose default is None still have a type: `int | None` takes a number.
+    optional_ints = {f.name for f in fields(Settings) if str(f.type) == "int | None"}
     values: dict[str, Any] = {}
     for variable, name in ENVIRONMENT_VARIABLES.items():
         raw = environ.get(variable)
         if raw is None or raw == "":
             continue
-        current = getattr(defaults, name)
+        current = 0 if name in optional_ints else getattr(defaults, name)
         if isinstance(current, bool):
             values[name] = raw.lower() in {"1", "true", "yes", "on"}
         elif isinstance(current, int | float):

@@ -81,6 +81,14 @@ class ServiceUnavailable(GatewayError):
     code = "SERVICE_UNAVAILABLE"
     http_status = 503
 
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": str(self.retry_after)}
+
 
 class BadRequest(GatewayError):
     """The HTTP request itself is not a GraphQL request (body, method, content type)."""

@@ -9,12 +9,16 @@ what the request's lookups weigh, known before any of them runs.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.access.api_keys import ApiKeyAuthenticator
 from gateway.access.end_user_tokens import EndUserTokens, looks_like_jwt
 from gateway.access.rate_limits import Budget, RateLimiter
 from gateway.config import Settings
+from gateway.errors import RateLimited
+from gateway.observability.metrics import RATE_LIMITED_API_KEY, RATE_LIMITED_END_USER
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +58,32 @@ class Gatekeeper:
     def charge(self, caller: Caller, authorization: str, cost: int) -> Budget | None:
         """Spend `cost` units of the caller's budget (its end user's, or its API key's); raises RateLimited.
         None when that kind of caller is not rate limited."""
-        if caller.customer_id is not None:
-            if self.user_limiter is None:
-                return None
-            return self.user_limiter.take((caller.org_id, caller.customer_id), cost)
-        if self.key_limiter is None:
+        limiter, subject = self._budget_of(caller, authorization)
+        if limiter is None:
             return None
+        try:
+            return limiter.take(subject, cost)
+        except RateLimited:
+            _refused(caller).inc()
+            raise
+
+    def afford(self, caller: Caller, authorization: str, at_least: int) -> None:
+        """Raise RateLimited when the caller's budget cannot cover `at_least` units now; spend nothing."""
+        limiter, subject = self._budget_of(caller, authorization)
+        if limiter is None:
+            return
+        try:
+            limiter.check(subject, at_least)
+        except RateLimited:
+            _refused(caller).inc()
+            raise
+
+    def _budget_of(self, caller: Caller, authorization: str) -> tuple[RateLimiter | None, Hashable]:
+        if caller.customer_id is not None:
+            return self.user_limiter, (caller.org_id, caller.customer_id)
         # admit accepted the key, so it is `Bearer lgw_<12 hex prefix>_…`: the prefix names it.
-        return self.key_limiter.take(authorization.partition("_")[2][:12], cost)
+        return self.key_limiter, authorization.partition("_")[2][:12]
+
+
+def _refused(caller: Caller) -> Any:
+    return RATE_LIMITED_END_USER if caller.customer_id is not None else RATE_LIMITED_API_KEY

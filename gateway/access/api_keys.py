@@ -7,34 +7,27 @@ lifetime bounds how long a revoked key keeps working, in every worker.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
-from dataclasses import dataclass
 
 from gateway.db.api_keys import StoredKey, find_api_key, touch_api_key
-from gateway.db.pool import Database
+from gateway.db.database import Database
+from gateway.db.refreshing import RefreshingCache
 from gateway.domain.api_keys import hash_key, hashes_match, key_prefix
 from gateway.errors import GatewayError, Unauthenticated
 
 logger = logging.getLogger("gateway.access.api_keys")
 
-_CACHE_LIMIT = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class _Cached:
-    stored: StoredKey | None
-    expires_at: float
+_ACCEPTED_LIMIT = 10_000
 
 
 class ApiKeyAuthenticator:
     def __init__(self, database: Database, ttl_seconds: float) -> None:
         self._database = database
-        self._ttl = ttl_seconds
-        self._cache: dict[str, _Cached] = {}
+        # Each key prefix's stored key (or None: no such live key), read once per lifetime.
+        self._stored = RefreshingCache(self._read, ttl_seconds)
         # Authorization headers already checked against their stored hash -> (org, until when): a repeated
-        # header costs a dict lookup instead of a SHA-256. Each expires with its prefix's cache entry.
+        # header costs a dict lookup instead of a SHA-256. Each holds until its stored key is due to be read again.
         self._accepted: dict[str, tuple[int, float]] = {}
         self._background: set[asyncio.Task[None]] = set()
 
@@ -50,31 +43,24 @@ class ApiKeyAuthenticator:
         prefix = key_prefix(key) if scheme.lower() == "bearer" else None
         if prefix is None:
             raise Unauthenticated("the Authorization header is not `Bearer <API key>`")
-        stored, expires_at, fresh = await self._stored(prefix)
+        entry = await self._stored.entry(prefix)
+        stored = entry.value
         if stored is None or not hashes_match(stored.key_hash, hash_key(key)):
             raise Unauthenticated("the API key is not valid")
-        if len(self._accepted) >= _CACHE_LIMIT:
+        if len(self._accepted) >= _ACCEPTED_LIMIT:
             self._accepted.clear()
-        self._accepted[authorization] = (stored.org_id, expires_at)
-        if fresh:
-            # last_used_at is kept to within one cache lifetime, off the request's path.
-            # In a context of its own: its database time is not the request's (see the request log).
-            task = asyncio.create_task(self._touch(prefix), context=contextvars.Context())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        # Until the entry is due to be read again: the first use after that starts the read.
+        self._accepted[authorization] = (stored.org_id, entry.refresh_at)
         return stored.org_id
 
-    async def _stored(self, prefix: str) -> tuple[StoredKey | None, float, bool]:
-        """(the stored key or None, until when that answer holds, whether it was just read)."""
-        now = time.monotonic()
-        cached = self._cache.get(prefix)
-        if cached is not None and cached.expires_at > now:
-            return cached.stored, cached.expires_at, False
+    async def _read(self, prefix: str) -> StoredKey | None:
         stored = await find_api_key(self._database, prefix)
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[prefix] = cached = _Cached(stored, now + self._ttl)
-        return stored, cached.expires_at, True
+        if stored is not None:
+            # last_used_at is kept to within one cache lifetime, off the request's path.
+            task = asyncio.create_task(self._touch(prefix))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return stored
 
     async def _touch(self, prefix: str) -> None:
         try:

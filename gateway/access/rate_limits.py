@@ -96,15 +96,27 @@ class RateLimiter:
             bucket[0] = tokens - cost
             return Budget(self, bucket[0])
         bucket[0] = tokens
+        raise self._refusal(tokens, cost)
+
+    def check(self, subject: Hashable, cost: int) -> None:
+        """Raise RateLimited, as take would, when subject cannot afford `cost` now; spend nothing."""
+        bucket = self._buckets.get(subject)
+        if bucket is None:
+            return  # a full bucket
+        tokens = min(self.burst, bucket[0] + (self._clock() - bucket[1]) * self.rate)
+        if tokens < cost:
+            raise self._refusal(tokens, cost)
+
+    def _refusal(self, tokens: float, cost: int) -> RateLimited:
         budget = Budget(self, tokens)
         if cost > self.burst:
-            raise RateLimited(
+            return RateLimited(
                 f"this request costs {cost}, more than this caller's burst of {self.burst:g} allows",
                 60,
                 budget.headers(),
             )
         retry_after = max(1, math.ceil((cost - tokens) / self.rate))
-        raise RateLimited(f"too many requests; try again in {retry_after} s", retry_after, budget.headers())
+        return RateLimited(f"too many requests; try again in {retry_after} s", retry_after, budget.headers())
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.algorithms import HMACAlgorithm
 
-from gateway.db.pool import Database
+from gateway.db.database import Database
+from gateway.db.refreshing import RefreshingCache
 from gateway.db.token_keys import StoredTokenKey, any_token_keys, find_token_keys
 
 logger = logging.getLogger("gateway.access.token_keys")
@@ -33,7 +33,6 @@ MIN_SECRET_BYTES = 32
 # For org keys (the deployment-wide files keep their rules): NIST's floor for RSA signatures.
 MIN_RSA_BITS = 2048
 ALGORITHMS = ("HS256", "RS256", "ES256")
-_CACHE_LIMIT = 10_000
 
 
 class TokenConfigurationError(ValueError):
@@ -52,7 +51,7 @@ class VerificationKey:
 @dataclass(frozen=True, slots=True)
 class OrgKeys:
     keys: tuple[VerificationKey, ...]
-    expires_at: float  # time.monotonic() after which they are read again
+    expires_at: float  # time.monotonic() until which a token they verified may be trusted without them
 
 
 class OrgTokenKeys:
@@ -60,30 +59,24 @@ class OrgTokenKeys:
 
     def __init__(self, database: Database, ttl_seconds: float) -> None:
         self._database = database
-        self._ttl = ttl_seconds
-        self._orgs: dict[int, OrgKeys] = {}
-        self._any: tuple[bool, float] | None = None
+        self._orgs: RefreshingCache[int, tuple[VerificationKey, ...]] = RefreshingCache(self._read, ttl_seconds)
+        self._any: RefreshingCache[None, bool] = RefreshingCache(self._read_any, ttl_seconds)
 
     async def keys_for(self, org_id: int) -> OrgKeys:
-        now = time.monotonic()
-        cached = self._orgs.get(org_id)
-        if cached is not None and cached.expires_at > now:
-            return cached
-        stored = await find_token_keys(self._database, org_id)
-        keys = tuple(key for row in stored if (key := _usable(org_id, row)) is not None)
-        if len(self._orgs) >= _CACHE_LIMIT:
-            self._orgs.clear()
-        self._orgs[org_id] = cached = OrgKeys(keys, now + self._ttl)
-        return cached
+        entry = await self._orgs.entry(org_id)
+        # A token verified with them is trusted until they are due to be read again.
+        return OrgKeys(entry.value, entry.refresh_at)
 
     async def any_keys(self) -> bool:
         """Whether some org has a live key."""
-        now = time.monotonic()
-        if self._any is not None and self._any[1] > now:
-            return self._any[0]
-        found = await any_token_keys(self._database)
-        self._any = (found, now + self._ttl)
-        return found
+        return await self._any.get(None)
+
+    async def _read(self, org_id: int) -> tuple[VerificationKey, ...]:
+        stored = await find_token_keys(self._database, org_id)
+        return tuple(key for row in stored if (key := _usable(org_id, row)) is not None)
+
+    async def _read_any(self, _: None) -> bool:
+        return await any_token_keys(self._database)
 
 
 def verification_key(stored: StoredTokenKey) -> VerificationKey:

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import asyncpg
 
-from gateway.db.pool import Database
+from gateway.db.database import Database
 from gateway.db.sql import FIND_API_KEY, INSERT_API_KEY, LIST_API_KEYS, REVOKE_API_KEY, TOUCH_API_KEY
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from gateway.db.pool import Database
+from gateway.db.database import Database
 from gateway.db.sql import FETCH_BALANCES, FETCH_CUSTOMER_BALANCE
 from gateway.domain.lookup import ZERO, Lookup, Matches, ProgramPoints
 from gateway.domain.vocabulary import EntityType, IdentifierType
@@ -24,9 +24,12 @@ async def fetch_balances(
     """
     if len(lookups) == 1 and is_single_identifier_customer_lookup(lookups[0]):
         statement, arguments = FETCH_CUSTOMER_BALANCE, customer_balance_arguments(org_id, lookups[0], customer_id)
+        cost = 1
     else:
         statement, arguments = FETCH_BALANCES, balances_arguments(org_id, lookups, customer_id)
-    async with database.connection() as connection:
+        cost = sum(lookup.cost for lookup in lookups)
+    # When connections are scarce the org waits its turn, weighted by what the statement costs.
+    async with database.connection(tenant=org_id, cost=cost) as connection:
         rows = await connection.fetch(statement, *arguments)
     return group_rows(rows, len(lookups))
 

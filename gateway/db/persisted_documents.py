@@ -8,7 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
-from gateway.db.pool import Database
+from gateway.db.database import Database
 from gateway.db.sql import (
     EVICT_PERSISTED_QUERIES,
     FIND_PERSISTED_QUERY,

@@ -1,21 +1,16 @@
-"""The connection pool, and how its failures reach clients."""
+"""The connection pool: connections opened on demand, lent one user at a time, taken in turns when scarce."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from functools import partial
 
 import asyncpg
 
 from gateway.config import Settings
-from gateway.errors import ServiceUnavailable
-from gateway.observability.metrics import DB_UNAVAILABLE
-
-logger = logging.getLogger("gateway.db")
+from gateway.db.turns import Turns
 
 SERVER_SETTINGS = {
     "application_name": "loyalty-gateway",
@@ -40,18 +35,13 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 
 
 # Connections that failed with these are closed rather than returned to the pool.
-_BROKEN: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.InternalClientError)
+BROKEN: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.InternalClientError)
 
 # How much longer than statement_timeout the client waits for an answer.
 _CLIENT_GRACE = 0.5
 # Idle connections beyond pool_min_size are closed after this long (asyncpg's pool does the same).
 MAX_IDLE_SECONDS = 300.0
 _CLOSE_TIMEOUT = 5.0
-
-_NOT_READY = DB_UNAVAILABLE.labels(reason="not_ready")
-_ACQUIRE_TIMEOUT = DB_UNAVAILABLE.labels(reason="acquire_timeout")
-_UNREACHABLE = DB_UNAVAILABLE.labels(reason="unreachable")
-_STATEMENT_TIMEOUT = DB_UNAVAILABLE.labels(reason="statement_timeout")
 
 
 async def create_pool(database_url: str, settings: Settings) -> ConnectionPool:
@@ -71,6 +61,18 @@ async def create_pool(database_url: str, settings: Settings) -> ConnectionPool:
     return ConnectionPool(connect, settings.pool_max_size, keep_idle=settings.pool_min_size)
 
 
+class PoolShed(TimeoutError):
+    """A caller's turn for a connection would come later than it can wait: refused at once (SERVICE_UNAVAILABLE)."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"the wait for a connection would be about {wait:.1f} s")
+        self.wait = wait
+
+
+# How much the newest hold time weighs in the pool's estimate of how long a connection is held.
+_SMOOTHING = 0.1
+
+
 class ConnectionPool:
     """Up to max_size asyncpg connections, each lent to one user at a time.
 
@@ -83,6 +85,15 @@ class ConnectionPool:
     A connection that failed is terminated rather than lent again. Beyond
     `keep_idle`, a connection idle for `max_idle` seconds is closed (checked
     as connections come back), so a burst's connections do not stay open.
+
+    When every connection is lent, callers wait in one queue per tenant (an
+    org), and a connection coming back goes to the tenants in turn, by
+    deficit round robin weighted by what each caller's statement costs: a
+    tenant with many heavy statements waiting gets no more of the database
+    than one with a few light ones. A caller whose turn would come later
+    than it can wait (estimated from how long connections are held) is
+    refused at once, or, when another tenant has more work waiting, that
+    tenant's newest caller is refused in its place (PoolShed).
     """
 
     def __init__(
@@ -104,8 +115,10 @@ class ConnectionPool:
         self._idle: list[tuple[asyncpg.Connection, float]] = []
         self._lent: set[asyncpg.Connection] = set()
         self._opening = 0
-        # Each waiter is handed a connection, or None: "a place is free, open one".
-        self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
+        # Callers waiting, per tenant. Each is handed a connection, or None: "a place is free, open one".
+        self._turns: Turns[asyncpg.Connection | None] = Turns()
+        # Seconds a connection is held, smoothed (Lease reports each hold).
+        self.hold_seconds = 0.0
         self._closing = False
         self._returned = asyncio.Event()
         self._retiring: set[asyncio.Task[None]] = set()
@@ -130,10 +143,11 @@ class ConnectionPool:
             connection.terminate()  # closed by the server while idle: finish the client's side
         return None
 
-    async def acquire(self, within: float) -> asyncpg.Connection:
-        """A connection within `within` seconds: an idle one, a new one, or the next one returned.
+    async def acquire(self, within: float, tenant: Hashable = None, cost: int = 1) -> asyncpg.Connection:
+        """A connection within `within` seconds: an idle one, a new one, or one returned, in the tenant's turn.
 
-        Raises TimeoutError, asyncpg.InterfaceError once the pool is closing, or whatever opening a connection raised.
+        Raises TimeoutError (PoolShed when the turn would come too late), asyncpg.InterfaceError once the
+        pool is closing, or whatever opening a connection raised.
         """
         if self._closing:
             raise asyncpg.InterfaceError("the connection pool is closing")
@@ -146,21 +160,24 @@ class ConnectionPool:
             if self.size < self.max_size:
                 async with asyncio.timeout_at(deadline):
                     return await self._open()
-            handed = await self._wait(loop, deadline)
+            handed = await self._wait(loop, deadline, tenant, cost)
             if handed is not None:
                 return handed
+
+    def note_hold(self, seconds: float) -> None:
+        """How long a connection was just held: the estimate of each caller's wait follows it."""
+        self.hold_seconds += _SMOOTHING * (seconds - self.hold_seconds)
 
     def release(self, connection: asyncpg.Connection, *, reusable: bool = True) -> None:
         """Take a lent connection back; one that is not reusable is terminated and its place freed."""
         if connection not in self._lent:
             return
         if reusable and not connection.is_closed():
-            if not self._closing:
-                while self._waiters:
-                    waiter = self._waiters.popleft()
-                    if not waiter.done():
-                        waiter.set_result(connection)  # it stays lent, now to the waiter
-                        return
+            if not self._closing and self._turns:
+                waiter = self._turns.next()
+                if waiter is not None:
+                    waiter.set_result(connection)  # it stays lent, now to the waiter
+                    return
             self._lent.discard(connection)
             now = time.monotonic()
             idle = self._idle
@@ -178,10 +195,7 @@ class ConnectionPool:
         """Stop lending, wait up to grace seconds for lent connections, close all; False if some had to be
         terminated."""
         self._closing = True
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(asyncpg.InterfaceError("the connection pool is closing"))
+        self._turns.fail_all(asyncpg.InterfaceError("the connection pool is closing"))
         try:
             async with asyncio.timeout(grace):
                 while self._lent:
@@ -224,11 +238,17 @@ class ConnectionPool:
         self._lent.add(connection)
         return connection
 
-    async def _wait(self, loop: asyncio.AbstractEventLoop, deadline: float) -> asyncpg.Connection | None:
+    async def _wait(
+        self, loop: asyncio.AbstractEventLoop, deadline: float, tenant: Hashable, cost: int
+    ) -> asyncpg.Connection | None:
+        turns = self._turns
+        expected = (turns.waiting + 1) * self.hold_seconds / self.max_size
+        if expected > deadline - loop.time():
+            turns.make_room(tenant, cost, PoolShed(expected))
         # Under load most requests wait here: one timer handle is cheaper than an asyncio.timeout() block.
         waiter: asyncio.Future[asyncpg.Connection | None] = loop.create_future()
         timer = loop.call_at(deadline, _time_out, waiter)
-        self._waiters.append(waiter)
+        turns.join(waiter, tenant, cost)
         try:
             return await waiter
         except BaseException:
@@ -241,15 +261,14 @@ class ConnectionPool:
                     self.release(handed)
             raise
         finally:
+            turns.left()
             timer.cancel()
 
     def _free_place(self) -> None:
-        """A connection is gone: the first caller still waiting may open a new one."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+        """A connection is gone: the caller whose turn it is may open a new one."""
+        waiter = self._turns.next()
+        if waiter is not None:
+            waiter.set_result(None)
 
 
 async def _close_quietly(connection: asyncpg.Connection) -> None:
@@ -265,114 +284,3 @@ async def _close_quietly(connection: asyncpg.Connection) -> None:
 def _time_out(waiter: asyncio.Future[asyncpg.Connection | None]) -> None:
     if not waiter.done():
         waiter.set_exception(TimeoutError())
-
-
-def _ignore(seconds: float) -> None:
-    pass
-
-
-class Database:
-    """The pool as the rest of the gateway sees it: connections that fail fast.
-
-    `ready` is False until the schema is known to be migrated (the app's
-    lifespan migrates in the background and sets it); until then every call
-    is SERVICE_UNAVAILABLE at once. `on_query` is told how long each
-    connection was held (for metrics and the request log).
-    """
-
-    def __init__(
-        self,
-        pool: ConnectionPool,
-        acquire_timeout: float,
-        *,
-        ready: bool = True,
-        on_query: Callable[[float], None] = _ignore,
-    ) -> None:
-        self.pool = pool
-        self.acquire_timeout = acquire_timeout
-        self.ready = ready
-        self.on_query = on_query
-        # Calls waiting for a connection right now (the pool's queue).
-        self.waiting = 0
-
-    def connection(self, acquire_timeout: float | None = None) -> Lease:
-        """`async with database.connection() as connection:` a pooled connection; an unreachable database
-        becomes SERVICE_UNAVAILABLE within the timeout."""
-        return Lease(self, acquire_timeout or self.acquire_timeout)
-
-    @property
-    def size(self) -> int:
-        """Open connections."""
-        return self.pool.size
-
-    @property
-    def in_use(self) -> int:
-        return self.pool.in_use
-
-    async def warm_up(self, connections: int) -> None:
-        """Open up to `connections` connections now rather than on the first requests."""
-        count = min(connections, self.pool.max_size)
-        if count <= 0:
-            return
-        opened = await asyncio.gather(
-            *(self.pool.acquire(self.acquire_timeout) for _ in range(count)), return_exceptions=True
-        )
-        for connection in opened:
-            if isinstance(connection, BaseException):
-                logger.debug("could not open a connection ahead of time: %s", type(connection).__name__)
-            else:
-                self.pool.release(connection)
-
-    async def close(self, grace: float) -> None:
-        """Close the pool: gracefully within grace seconds (connections still lent are waited for), then by force."""
-        if not await self.pool.close(grace):
-            logger.warning("database connections were still in use after %.0f s; closing them", grace)
-
-
-class Lease:
-    """One use of a pooled connection (Database.connection), and how its failures reach clients."""
-
-    __slots__ = ("_connection", "_database", "_started", "_timeout")
-
-    def __init__(self, database: Database, timeout: float) -> None:
-        self._database = database
-        self._timeout = timeout
-
-    async def __aenter__(self) -> asyncpg.Connection:
-        database = self._database
-        if not database.ready:
-            _NOT_READY.inc()
-            raise ServiceUnavailable("the database is not ready yet; try again shortly")
-        connection = database.pool.lend_idle()
-        if connection is None:
-            database.waiting += 1
-            try:
-                connection = await database.pool.acquire(self._timeout)
-            except TimeoutError as error:
-                _ACQUIRE_TIMEOUT.inc()
-                raise ServiceUnavailable("the database did not answer in time; try again shortly") from error
-            except CONNECTION_ERRORS as error:
-                _UNREACHABLE.inc()
-                raise ServiceUnavailable("the database cannot be reached; try again shortly") from error
-            finally:
-                database.waiting -= 1
-        self._connection = connection
-        self._started = time.perf_counter()
-        return connection
-
-    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, _: object) -> None:
-        database = self._database
-        database.on_query(time.perf_counter() - self._started)
-        # A broken connection is dropped. One whose statement was cancelled (a deadline) stays: asyncpg has
-        # asked the server to cancel it, and the connection's next statement first waits for that to end.
-        reusable = not isinstance(error, _BROKEN)
-        database.pool.release(self._connection, reusable=reusable)
-        if error is None:
-            return
-        if isinstance(error, _BROKEN):
-            # Also the client's command timeout (TimeoutError): the server stopped answering.
-            _UNREACHABLE.inc()
-            raise ServiceUnavailable("the database cannot be reached; try again shortly") from error
-        if isinstance(error, asyncpg.QueryCanceledError):  # statement_timeout
-            _STATEMENT_TIMEOUT.inc()
-            raise ServiceUnavailable("the database did not answer in time; try again shortly") from error

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from gateway.db.database import Database
 from gateway.db.migrations import available_migrations
-from gateway.db.pool import Database
 from gateway.db.sql import SCHEMA_VERSION
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import asyncpg
 
-from gateway.db.pool import Database
+from gateway.db.database import Database
 from gateway.db.sql import ANY_TOKEN_KEYS, FIND_TOKEN_KEYS, INSERT_TOKEN_KEY, LIST_TOKEN_KEYS, REVOKE_TOKEN_KEY
 
 

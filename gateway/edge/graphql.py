@@ -12,8 +12,9 @@ import asyncio
 import logging
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
@@ -22,8 +23,9 @@ from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.schema.schema import Schema as StrawberrySchema
 
-from gateway.access.admission import Gatekeeper
+from gateway.access.admission import Caller, Gatekeeper
 from gateway.access.deadlines import Deadlines, absorb_late_cancellation
+from gateway.access.fair_share import FairShare
 from gateway.access.limits import Limits, read_body
 from gateway.access.rate_limits import Budget
 from gateway.config import Settings
@@ -48,6 +50,8 @@ _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
 # Answers carry one caller's balances: no cache, shared or private, may keep them (GET included).
 NO_STORE = {"cache-control": "no-store"}
 NO_STORE_HEADER = (b"cache-control", b"no-store")
+# A lookup the database could not answer (SERVICE_UNAVAILABLE): worth asking again in a second.
+RETRY_SOON_HEADER = (b"retry-after", b"1")
 
 
 class GraphQLEndpoint:
@@ -73,6 +77,7 @@ class GraphQLEndpoint:
         self.limits = Limits.from_settings(settings)
         self.deadlines = Deadlines(settings.request_timeout)
         self.gatekeeper = Gatekeeper(settings)
+        self.fair_share = FairShare(settings.org_share, max_wait=settings.acquire_timeout)
         # Every rule is built here, once: a repeated document is validated once (strawberry issue 4635).
         self.documents = DocumentCache(
             schema._schema,
@@ -162,6 +167,33 @@ class GraphQLEndpoint:
         authorization = headers.get(b"authorization")
         credential = authorization.decode("latin-1") if authorization is not None else None
         caller = await self.gatekeeper.admit(credential, state.authenticator)
+        org_id = caller.org_id
+        fair_share = self.fair_share
+        waiter = fair_share.enter(org_id)
+        if waiter is not None:
+            await fair_share.wait(org_id, waiter)
+        try:
+            return await self._answer(
+                state, caller, credential, operations, batch=batch, is_get=method == "GET",
+                wants_cost=headers.get(b"graphql-cost") == b"include", request_id=request_id, media=media,
+            )  # fmt: skip
+        finally:
+            fair_share.leave(org_id)
+
+    async def _answer(
+        self,
+        state: AppState,
+        caller: Caller,
+        credential: str | None,
+        operations: list[Operation],
+        *,
+        batch: bool,
+        is_get: bool,
+        wants_cost: bool,
+        request_id: str,
+        media: MediaType,
+    ) -> Response:
+        """The answer to an admitted caller's operations, in its org's turn."""
         context = Context(
             settings=self.settings,
             database=state.database,
@@ -169,8 +201,9 @@ class GraphQLEndpoint:
             request_id=request_id,
             customer_id=caller.customer_id,
         )
-        is_get = method == "GET"
         documents = state.documents
+        assert credential is not None  # admitted
+        afford = partial(self.gatekeeper.afford, caller, credential)
         prepared: list[Prepared | _Refusal] = []
         cost = 0
         for operation in operations:
@@ -179,17 +212,16 @@ class GraphQLEndpoint:
                 # The usual request, its document sent whole: nothing to look up, nothing to await.
                 assert reference.query is not None
                 request = GraphQLRequest(reference.query, operation.variables, operation.operation_name)
-                item = self._refusal_or(self.executor.prepare(request, context, is_get=is_get))
+                item = self._refusal_or(self.executor.prepare(request, context, is_get=is_get, afford=afford))
             else:
-                item = await self._prepare(operation, context, documents, is_get=is_get)
+                item = await self._prepare(operation, context, documents, is_get=is_get, afford=afford)
             prepared.append(item)
             # Charged before any lookup runs; an operation that cannot start still cost its checks: 1.
             cost += item.cost if isinstance(item, Prepared) else 1
         note_cost(cost)
-        assert credential is not None  # admitted
         budget = self.gatekeeper.charge(caller, credential, cost)
         budget_headers = budget.raw_headers() if budget is not None else []
-        cost_extension = _cost_extension(cost, budget) if headers.get(b"graphql-cost") == b"include" else None
+        cost_extension = _cost_extension(cost, budget) if wants_cost else None
         if batch:
             bodies = await self.executor.run_batch(
                 [item if isinstance(item, Prepared) else (item.status, item.body) for item in prepared], context
@@ -213,6 +245,8 @@ class GraphQLEndpoint:
         response = Response(orjson.dumps(answer), media.status(status, request_error), media_type=media.content_type)
         # Written as bytes, not through Starlette's header mapping: this is every answer's path.
         response.raw_headers += [NO_STORE_HEADER, *budget_headers]
+        if status == 503:
+            response.raw_headers.append(RETRY_SOON_HEADER)
         return response
 
     def _check_batch(self, size: int) -> None:
@@ -222,7 +256,13 @@ class GraphQLEndpoint:
             raise BadRequest(f"a batch may hold at most {self.max_batch_size} operations")
 
     async def _prepare(
-        self, operation: Operation, context: Context, documents: PersistedDocuments, *, is_get: bool
+        self,
+        operation: Operation,
+        context: Context,
+        documents: PersistedDocuments,
+        *,
+        is_get: bool,
+        afford: Callable[[int], object],
     ) -> Prepared | _Refusal:
         """The operation ready to run, with its cost; or why it cannot start."""
         text = await self._document_text(operation, context, documents)
@@ -230,7 +270,7 @@ class GraphQLEndpoint:
             body = {"errors": [{"message": text.message, "extensions": text.extensions}]}
             return _Refusal(text.http_status, text.request_error, body)
         request = GraphQLRequest(text, operation.variables, operation.operation_name)
-        return self._refusal_or(self.executor.prepare(request, context, is_get=is_get))
+        return self._refusal_or(self.executor.prepare(request, context, is_get=is_get, afford=afford))
 
     @staticmethod
     def _refusal_or(prepared: Prepared | tuple[int, dict[str, Any]]) -> Prepared | _Refusal:

@@ -29,8 +29,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.config import Settings
+from gateway.db.database import Database
 from gateway.db.migrations import migrate
-from gateway.db.pool import SERVER_SETTINGS, Database
+from gateway.db.pool import SERVER_SETTINGS
 from gateway.db.schema import required_version, schema_version
 from gateway.errors import ServiceUnavailable
 from gateway.observability import metrics

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.access.api_keys import ApiKeyAuthenticator
-from gateway.db.pool import Database
+from gateway.db.database import Database
 from gateway.execution.persisted import PersistedDocuments
 
 

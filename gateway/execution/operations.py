@@ -7,11 +7,11 @@ Several operations of one batch share their loads: all their lookups go to the d
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from graphql import ExecutionResult, FieldNode, GraphQLError, OperationType
+from graphql import ExecutionResult, FieldNode, GraphQLError, OperationDefinitionNode, OperationType
 from graphql import execute as graphql_execute
 from graphql.execution.values import VariableValues, get_variable_values
 from graphql.language import Visitor, visit
@@ -74,9 +74,20 @@ class Executor:
             return prepared
         return await self.run(prepared, context)
 
-    def prepare(self, request: GraphQLRequest, context: Context, *, is_get: bool) -> Prepared | Refused:
+    def prepare(
+        self,
+        request: GraphQLRequest,
+        context: Context,
+        *,
+        is_get: bool,
+        afford: Callable[[int], object] | None = None,
+    ) -> Prepared | Refused:
         """Every check before an operation runs, and its cost (no I/O): its document, operation, variables,
-        arguments. The status is the one application/graphql-response+json calls for: 400 when it cannot start."""
+        arguments. The status is the one application/graphql-response+json calls for: 400 when it cannot start.
+
+        `afford(units)` raises (RateLimited) when the caller cannot pay that much: it is asked, before the
+        variables are read, for the least the operation can cost, so that a caller out of budget is refused
+        without the work of pricing its request exactly."""
         request_id = context.request_id
         document = self.documents.get(request.query)
         if document.errors:
@@ -92,6 +103,11 @@ class Executor:
         if is_get and operation.operation is not OperationType.QUERY:
             error = {"message": "only queries may be sent with GET", "extensions": {"code": BadRequest.code}}
             return 405, {"errors": [error]}
+        least = _least_cost(document, operation, request.operation_name)
+        if least > self.max_cost:
+            return _too_complex(f"the operation costs at least {least}; at most {self.max_cost} is allowed")
+        if afford is not None and least > 1:
+            afford(least)
 
         variables = self.compiler.coerce_variables(document, operation, request.variables or {})
         if not isinstance(variables, VariableValues):
@@ -106,8 +122,7 @@ class Executor:
         run = plan.prepare(variables) if plan is not None else None
         cost = max(1, run.cost) if run is not None else _upper_cost(document)
         if cost > self.max_cost:
-            message = f"the operation costs {cost}; at most {self.max_cost} is allowed"
-            return 400, {"errors": [{"message": message, "extensions": {"code": QueryTooComplex.code}}]}
+            return _too_complex(f"the operation costs {cost}; at most {self.max_cost} is allowed")
         return Prepared(request, document, variables, run, cost)
 
     async def run(self, prepared: Prepared, context: Context) -> tuple[int, dict[str, Any]]:
@@ -162,6 +177,22 @@ def _answer(data: dict[str, Any] | None, errors: list[GraphQLError], request_id:
 # weighs (Lookup.cost). Only documents the compiled plans do not cover (introspection beside lookups) pay it.
 _LOOKUP_FIELDS = frozenset({"pointsBalance"})
 _MOST_A_LOOKUP_COSTS = 2
+
+
+def _too_complex(message: str) -> Refused:
+    return 400, {"errors": [{"message": message, "extensions": {"code": QueryTooComplex.code}}]}
+
+
+def _least_cost(document: Document, operation: OperationDefinitionNode, name: str | None) -> int:
+    """The least the operation can cost: one unit per lookup at its top level that no directive may skip."""
+    key = ("least-cost", name)
+    cost = document.plans.get(key)
+    if cost is None:
+        cost = document.plans[key] = sum(
+            isinstance(selection, FieldNode) and selection.name.value in _LOOKUP_FIELDS and not selection.directives
+            for selection in operation.selection_set.selections
+        )
+    return int(cost)
 
 
 def _upper_cost(document: Document) -> int:

@@ -24,13 +24,14 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from gateway.db.database import Database
 from gateway.db.persisted_documents import (
     find_persisted_query,
     live_trusted_documents,
     register_persisted_query,
     touch_persisted_query,
 )
-from gateway.db.pool import Database
+from gateway.db.refreshing import RefreshingCache
 from gateway.errors import BadRequest, DocumentNotTrusted, GatewayError, PersistedQueryNotFound
 
 logger = logging.getLogger("gateway.execution.persisted")
@@ -64,7 +65,6 @@ class _TrustedSet:
     by_id: dict[str, str] = field(default_factory=dict)
     by_sha256: dict[str, str] = field(default_factory=dict)
     texts: set[str] = field(default_factory=set)
-    loaded_at: float = float("-inf")
 
 
 @dataclass(slots=True)
@@ -86,11 +86,11 @@ class PersistedDocuments:
         self._database = database
         self.trusted_only = trusted_only
         self._max_per_org = max_per_org
-        self._trusted_ttl = trusted_ttl
         self._clock = clock
         self._known: OrderedDict[tuple[int, str], _Known] = OrderedDict()
-        self._trusted = _TrustedSet()
-        self._loading: asyncio.Task[_TrustedSet] | None = None
+        self._trusted: RefreshingCache[None, _TrustedSet] = RefreshingCache(
+            self._load_trusted, trusted_ttl, clock=clock
+        )
         self._background: set[asyncio.Task[None]] = set()
 
     async def text(self, reference: DocumentReference, org_id: int) -> str:
@@ -159,26 +159,14 @@ class PersistedDocuments:
             self._known.popitem(last=False)
 
     async def _trusted_set(self) -> _TrustedSet:
-        if self._clock() - self._trusted.loaded_at < self._trusted_ttl:
-            return self._trusted
-        # One read for every request that finds the set stale at the same time.
-        if self._loading is None:
-            self._loading = asyncio.create_task(self._load_trusted(), context=contextvars.Context())
-        loading = self._loading
-        try:
-            self._trusted = await asyncio.shield(loading)
-        finally:
-            if self._loading is loading and loading.done():
-                self._loading = None
-        return self._trusted
+        return await self._trusted.get(None)
 
-    async def _load_trusted(self) -> _TrustedSet:
+    async def _load_trusted(self, _: None) -> _TrustedSet:
         documents = await live_trusted_documents(self._database)
         return _TrustedSet(
             by_id={document.document_id: document.document for document in documents},
             by_sha256={document.sha256: document.document for document in documents},
             texts={document.document for document in documents},
-            loaded_at=self._clock(),
         )
 
     def _in_background(self, work: Awaitable[None]) -> None:

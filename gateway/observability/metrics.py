@@ -55,10 +55,31 @@ COST_UNITS = Counter(
 IN_FLIGHT = Gauge(
     "loyalty_gateway_requests_in_flight", "Requests to /graphql being answered now.", multiprocess_mode="livesum"
 )
+REQUESTS_WAITING = Gauge(
+    "loyalty_gateway_requests_waiting",
+    "Requests waiting for their org's turn now (its --org-concurrency requests are in progress).",
+    multiprocess_mode="livesum",
+)
 RATE_LIMIT_REJECTIONS = Counter(
     "loyalty_gateway_rate_limit_rejections",
     "Requests refused by a rate limit, by limit (api_key or end_user).",
     ["limit"],
+)
+TENANT_WAIT_SECONDS = Counter(
+    "loyalty_gateway_tenant_wait_seconds",
+    "Seconds requests waited for their turn, by org and where (fair_share: its org's share of a worker; "
+    "pool: a database connection). Counted only for requests that waited.",
+    ["org", "where"],
+)
+TENANT_WAITS = Counter(
+    "loyalty_gateway_tenant_waits",
+    "Requests that waited for their turn, by org and where (see loyalty_gateway_tenant_wait_seconds).",
+    ["org", "where"],
+)
+SHED_REQUESTS = Counter(
+    "loyalty_gateway_shed_requests",
+    "Requests refused with 503 because their turn would have come too late, by org and where (fair_share, pool).",
+    ["org", "where"],
 )
 # Pre-bound children for the rate limiter's hot path: `RATE_LIMITED_API_KEY.inc()`.
 RATE_LIMITED_API_KEY = RATE_LIMIT_REJECTIONS.labels(limit="api_key")

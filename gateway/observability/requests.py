@@ -27,11 +27,24 @@ from gateway.observability.logs import RequestLog, safe_request_id
 class RequestRecord:
     """What one request did; filled in as it goes."""
 
-    __slots__ = ("cost", "db_seconds", "operation", "org_id", "outcome", "request_id", "started", "status", "token")
+    __slots__ = (
+        "cost",
+        "db_seconds",
+        "operation",
+        "org_id",
+        "outcome",
+        "request_id",
+        "started",
+        "status",
+        "token",
+        "wait_seconds",
+    )
 
     def __init__(self, started: float) -> None:
         self.started = started
         self.db_seconds = 0.0
+        # Time spent waiting for its turn: its org's share of the worker, a database connection.
+        self.wait_seconds = 0.0
         # What the request was charged against its caller's budget (0: it was refused before).
         self.cost = 0
         self.org_id: int | None = None
@@ -85,6 +98,13 @@ def note_result(org_id: int, body: dict[str, Any]) -> None:
     errors = body.get("errors")
     if errors and record.outcome is None:
         record.outcome = errors[0].get("extensions", {}).get("code")
+
+
+def note_request_wait(seconds: float) -> None:
+    """Time the request waited for its turn (called by the fair share and the database layer)."""
+    record = _CURRENT.get()
+    if record is not None:
+        record.wait_seconds += seconds
 
 
 def note_database_time(seconds: float) -> None:
@@ -146,6 +166,7 @@ class RequestObserver:
                     "cost": record.cost,
                     "duration_ms": round(seconds * 1000, 3),
                     "db_ms": round(record.db_seconds * 1000, 3),
+                    "wait_ms": round(record.wait_seconds * 1000, 3),
                 }
             )
 

@@ -8,7 +8,7 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 from gateway.config import Settings
-from gateway.db.pool import Database
+from gateway.db.database import Database
 from gateway.domain.lookup import Lookup, Matches
 
 

@@ -99,6 +99,25 @@ async def test_rate_limits_count_cost_not_requests(gateway, key) -> None:
     assert (await post(gateway, key, document(lookup("a")))).status_code == 200
 
 
+async def test_a_caller_out_of_budget_is_refused_before_its_variables_are_read(gateway, key) -> None:
+    lookups = " ".join(
+        f'a{n}: pointsBalance(identifiers: [{{type: ID, value: "{TOM}"}}], source: $source) {{ totalPoints }}'
+        for n in range(20)
+    )
+    priced_by_its_variables = f"query Twenty($source: Source!) {{ {lookups} }}"
+    bad_variables = {"query": priced_by_its_variables, "variables": {"source": "NOWHERE"}}
+    headers = {"authorization": f"Bearer {key}"}
+    # With the budget to pay for it, the variables are read and found wrong.
+    wrong = await gateway.client.post("/graphql", json=bad_variables, headers=headers)
+    assert wrong.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert (await post(gateway, key, document(*(lookup(f"a{n}") for n in range(50))))).status_code == 200
+    # Now about 10 units are left: twenty lookups cannot be paid for, whatever the variables say.
+    refused = await gateway.client.post("/graphql", json=bad_variables, headers=headers)
+    assert refused.status_code == 429
+    assert refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    assert int(refused.headers["retry-after"]) >= 1
+
+
 async def test_an_operation_over_the_maximum_cost_is_refused_before_it_runs(gateway, key) -> None:
     dear = document(*(lookup(f"a{n}", extra=', {type: EMAIL, value: "tom@example.com"}') for n in range(31)))
     response = await post(gateway, key, dear, accept="application/graphql-response+json")
@@ -108,6 +127,29 @@ async def test_an_operation_over_the_maximum_cost_is_refused_before_it_runs(gate
     assert body["errors"] == [
         {"message": "the operation costs 62; at most 60 is allowed", "extensions": {"code": "QUERY_TOO_COMPLEX"}}
     ]
+
+
+class TestAMaximumBelowTheRootFieldLimit:
+    @pytest.fixture
+    def settings(self, database_url: str) -> Settings:
+        return Settings(database_url=database_url, max_cost=20)
+
+    async def test_more_lookups_than_the_maximum_are_refused_before_the_variables_are_read(self, gateway, key):
+        lookups = " ".join(
+            f"a{n}: pointsBalance(identifiers: $ids, source: INSTORE) {{ totalPoints }}" for n in range(21)
+        )
+        query = f"query Many($ids: [IdentifierInput!]!) {{ {lookups} }}"
+        response = await gateway.client.post(
+            "/graphql",
+            json={"query": query, "variables": {"ids": "not a list of identifiers"}},
+            headers={"authorization": f"Bearer {key}"},
+        )
+        assert response.json()["errors"] == [
+            {
+                "message": "the operation costs at least 21; at most 20 is allowed",
+                "extensions": {"code": "QUERY_TOO_COMPLEX"},
+            }
+        ]
 
 
 async def test_more_directives_than_the_limit_are_refused_without_validating_them(gateway, key) -> None:

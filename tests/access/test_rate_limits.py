@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from gateway.access.end_user_tokens import mint
 from gateway.access.rate_limits import RateLimiter
@@ -143,9 +144,12 @@ def assert_rate_limited(response: Any) -> None:
 
 async def test_an_api_key_over_its_rate_is_told_when_to_retry(gateway, keys):
     first, second = keys
+    refused_before = REGISTRY.get_sample_value("loyalty_gateway_rate_limit_rejections_total", {"limit": "api_key"})
     for _ in range(3):
         assert (await gateway.query(QUERY, key=first)).status_code == 200
     assert_rate_limited(await gateway.query(QUERY, key=first))
+    refused = REGISTRY.get_sample_value("loyalty_gateway_rate_limit_rejections_total", {"limit": "api_key"})
+    assert (refused or 0) - (refused_before or 0) == 1
     # Another key of the same org has its own budget.
     assert (await gateway.query(QUERY, key=second)).status_code == 200
     await asyncio.sleep(0.6)

@@ -30,7 +30,7 @@ from gateway.db.balances import (
     group_rows,
     is_single_identifier_customer_lookup,
 )
-from gateway.db.pool import Database
+from gateway.db.database import Database
 from gateway.db.sql import FETCH_BALANCES, FETCH_CUSTOMER_BALANCE
 from gateway.domain.lookup import Lookup, Matches, build_lookup
 from gateway.domain.vocabulary import (
@@ -177,7 +177,7 @@ class _OneConnection:
         self._connection = connection
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+    async def connection(self, *, tenant: int | None = None, cost: int = 1) -> AsyncIterator[asyncpg.Connection]:
         yield self._connection
 
 

@@ -8,7 +8,8 @@ from functools import partial
 import asyncpg
 import pytest
 
-from gateway.db.pool import ConnectionPool, Database
+from gateway.db.database import Database
+from gateway.db.pool import ConnectionPool
 from gateway.errors import ServiceUnavailable
 
 
@@ -157,3 +158,66 @@ async def test_an_unreachable_database_is_service_unavailable_within_the_timeout
             pass
     assert database.pool.size == 0
     await database.close(1)
+
+
+# --- turns: when every connection is lent, tenants take turns --------------------------------------------------------
+
+
+async def test_a_tenant_with_a_backlog_does_not_hold_back_another_tenants_caller(database_url):
+    database = Database(pool_for(database_url, 1), 5)
+    served: list[str] = []
+
+    async def lookup(tenant: int, cost: int) -> None:
+        async with database.connection(tenant=tenant, cost=cost) as connection:
+            await connection.execute("SELECT pg_sleep(0.02)")
+        served.append("heavy" if tenant == 1 else "light")
+
+    heavy = [asyncio.create_task(lookup(1, 50)) for _ in range(10)]
+    await asyncio.sleep(0.05)  # the first heavy statement runs, nine wait
+    light = asyncio.create_task(lookup(2, 1))
+    await light
+    # First come, first served would put it after the nine heavy statements waiting before it.
+    assert served.index("light") <= 2
+    await asyncio.gather(*heavy)
+    await database.close(5)
+
+
+async def test_a_caller_whose_turn_would_come_too_late_is_refused_at_once_with_retry_after(database_url):
+    database = Database(pool_for(database_url, 1), 0.5)
+    database.pool.note_hold(10)  # as if each connection were held for about a second
+
+    async def lookup(tenant: int) -> None:
+        async with database.connection(tenant=tenant) as connection:
+            await connection.execute("SELECT pg_sleep(0.3)")
+
+    running = asyncio.create_task(lookup(1))
+    await asyncio.sleep(0.05)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(ServiceUnavailable) as refused:
+        await lookup(1)
+    assert asyncio.get_running_loop().time() - started < 0.1  # not after waiting out the 0.5 s
+    assert refused.value.headers["retry-after"] == str(refused.value.retry_after)
+    assert refused.value.retry_after >= 1
+    await running
+    await database.close(5)
+
+
+async def test_the_tenant_with_the_most_work_waiting_is_refused_first(database_url):
+    database = Database(pool_for(database_url, 1), 5)
+
+    async def lookup(tenant: int, cost: int) -> str:
+        async with database.connection(tenant=tenant, cost=cost) as connection:
+            await connection.execute("SELECT pg_sleep(0.05)")
+        return "answered"
+
+    running = asyncio.create_task(lookup(1, 50))
+    await asyncio.sleep(0.02)
+    heavy = [asyncio.create_task(lookup(1, 50)) for _ in range(3)]
+    await asyncio.sleep(0.02)
+    database.pool.note_hold(100)  # connections now look slow: the light caller could not wait its turn
+    light = asyncio.create_task(lookup(2, 1))
+    outcomes = await asyncio.gather(running, *heavy, light, return_exceptions=True)
+    assert outcomes[-1] == "answered"  # the light tenant's caller kept its place
+    refused = [outcome for outcome in outcomes[1:-1] if isinstance(outcome, ServiceUnavailable)]
+    assert refused and outcomes[-2] is refused[-1]  # the heavy tenant's newest caller made room
+    await database.close(5)

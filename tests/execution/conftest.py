@@ -19,7 +19,8 @@ import pytest
 from graphql.execution.values import VariableValues
 
 from gateway.config import Settings
-from gateway.db.pool import ConnectionPool, Database, create_pool
+from gateway.db.database import Database
+from gateway.db.pool import ConnectionPool, create_pool
 from gateway.edge.graphql import GraphQLEndpoint
 from gateway.execution.compiler import Compiler
 from gateway.execution.documents import Document

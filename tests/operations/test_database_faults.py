@@ -12,9 +12,10 @@ import time
 import asyncpg
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from gateway.config import Settings
-from tests.operations import SteadyLoad, between, code_of, errors, lookup, seed_tom
+from tests.operations import ORG, SteadyLoad, between, code_of, errors, lookup, seed_tom
 from tests.operations.conftest import running_app
 
 ACQUIRE_TIMEOUT = 1.0
@@ -133,6 +134,8 @@ async def test_an_exhausted_pool_makes_requests_wait_up_to_the_acquire_timeout_t
     """Every connection is stuck behind a lock: the others wait the acquire timeout, then give up; none piles up."""
     key = await seed_tom(own_database)
     settings = settings_for(own_database, pool_max_size=2, statement_timeout=3.0, api_key_cache_ttl=600.0)
+    shed = {"org": str(ORG), "where": "fair_share"}
+    shed_before = REGISTRY.get_sample_value("loyalty_gateway_shed_requests_total", shed) or 0
     async with running_app(settings) as client:
         assert (await lookup(client, key)).status_code == 200  # the key is now trusted: lookups need one connection
         locker = await asyncpg.connect(own_database)
@@ -157,7 +160,8 @@ async def test_an_exhausted_pool_makes_requests_wait_up_to_the_acquire_timeout_t
         recovered = await lookup(client, key)
 
     assert f"loyalty_gateway_db_pool_in_use {settings.pool_max_size}.0" in during
-    assert f"loyalty_gateway_db_pool_waiting {waiting - settings.pool_max_size}.0" in during
+    # One org: beyond its share (the pool size) its requests wait for their turn, not in the pool's queue.
+    assert f"loyalty_gateway_requests_waiting {waiting - settings.pool_max_size}.0" in during
     for response, elapsed in answers:
         assert response.status_code == 503, response.text
         assert code_of(response) == "SERVICE_UNAVAILABLE"
@@ -167,4 +171,8 @@ async def test_an_exhausted_pool_makes_requests_wait_up_to_the_acquire_timeout_t
     gave_up_waiting = [elapsed for _, elapsed in answers if elapsed < ACQUIRE_TIMEOUT + 1.5]
     assert len(gave_up_waiting) >= waiting - settings.pool_max_size
     assert "loyalty_gateway_db_pool_waiting 0.0" in after
+    assert "loyalty_gateway_requests_waiting 0.0" in after
+    # Those that waited out their org's turn were counted, for their org.
+    shed_after = REGISTRY.get_sample_value("loyalty_gateway_shed_requests_total", shed) or 0
+    assert shed_after - shed_before == len(gave_up_waiting)
     assert recovered.status_code == 200

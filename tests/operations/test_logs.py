@@ -98,10 +98,11 @@ async def test_each_request_is_one_json_line_with_its_id_org_operation_outcome_a
     assert re.fullmatch(r"[0-9a-f]{32}", str(lines[1]["request_id"]))
     assert set(first) == {
         "time", "level", "logger", "message", "request_id", "org", "operation", "outcome", "status",
-        "cost", "duration_ms", "db_ms",
+        "cost", "duration_ms", "db_ms", "wait_ms",
     }  # fmt: skip
     assert [line["cost"] for line in lines] == [1, 1, 0, 1]  # a lookup is 1; refused before admission: 0
     assert 0 < first["db_ms"] <= first["duration_ms"]  # type: ignore[operator]
+    assert first["wait_ms"] == 0  # nobody else was asking
     assert first["level"] == "info" and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(first["time"]))
 
 

@@ -23,6 +23,7 @@ NAMES = (
     "loyalty_gateway_requests_total",
     "loyalty_gateway_request_duration_seconds_bucket",
     "loyalty_gateway_requests_in_flight",
+    "loyalty_gateway_requests_waiting",
     "loyalty_gateway_db_pool_connections",
     "loyalty_gateway_db_pool_in_use",
     "loyalty_gateway_db_pool_waiting",
@@ -79,6 +80,7 @@ async def test_requests_are_counted_by_operation_and_outcome(database_url):
     latency = REGISTRY.get_sample_value("loyalty_gateway_request_duration_seconds_count", {"operation": "TomBalance"})
     assert latency - (latency_before or 0) == 4
     assert scraped[("loyalty_gateway_requests_in_flight", ())] == 0
+    assert scraped[("loyalty_gateway_requests_waiting", ())] == 0
     assert scraped[("loyalty_gateway_db_pool_max_connections", ())] == Settings().pool_max_size
     assert scraped[("loyalty_gateway_db_pool_connections", ())] >= 1
     assert TOM_EMAIL.lower() not in response.text.lower()

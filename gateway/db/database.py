@@ -1,0 +1,149 @@
+"""The database as the rest of the gateway sees it: leases of pooled connections that fail fast, as clients'
+errors (SERVICE_UNAVAILABLE), never as driver exceptions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+
+import asyncpg
+
+from gateway.db.pool import BROKEN, CONNECTION_ERRORS, ConnectionPool, PoolShed
+from gateway.errors import ServiceUnavailable
+from gateway.observability.metrics import DB_UNAVAILABLE
+from gateway.observability.tenants import note_shed, note_wait
+
+logger = logging.getLogger("gateway.db")
+
+_NOT_READY = DB_UNAVAILABLE.labels(reason="not_ready")
+_ACQUIRE_TIMEOUT = DB_UNAVAILABLE.labels(reason="acquire_timeout")
+_UNREACHABLE = DB_UNAVAILABLE.labels(reason="unreachable")
+_STATEMENT_TIMEOUT = DB_UNAVAILABLE.labels(reason="statement_timeout")
+
+
+def _ignore(seconds: float) -> None:
+    pass
+
+
+class Database:
+    """The pool as the rest of the gateway sees it: connections that fail fast.
+
+    `ready` is False until the schema is known to be migrated (the app's
+    lifespan migrates in the background and sets it); until then every call
+    is SERVICE_UNAVAILABLE at once. `on_query` is told how long each
+    connection was held (for metrics and the request log).
+    """
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        acquire_timeout: float,
+        *,
+        ready: bool = True,
+        on_query: Callable[[float], None] = _ignore,
+    ) -> None:
+        self.pool = pool
+        self.acquire_timeout = acquire_timeout
+        self.ready = ready
+        self.on_query = on_query
+        # Calls waiting for a connection right now (the pool's queue).
+        self.waiting = 0
+
+    def connection(self, acquire_timeout: float | None = None, *, tenant: int | None = None, cost: int = 1) -> Lease:
+        """`async with database.connection() as connection:` a pooled connection; an unreachable database
+        becomes SERVICE_UNAVAILABLE within the timeout. When connections are scarce, callers take turns by
+        tenant (an org), each weighted by its statement's `cost`."""
+        return Lease(self, acquire_timeout or self.acquire_timeout, tenant, cost)
+
+    @property
+    def size(self) -> int:
+        """Open connections."""
+        return self.pool.size
+
+    @property
+    def in_use(self) -> int:
+        return self.pool.in_use
+
+    async def warm_up(self, connections: int) -> None:
+        """Open up to `connections` connections now rather than on the first requests."""
+        count = min(connections, self.pool.max_size)
+        if count <= 0:
+            return
+        opened = await asyncio.gather(
+            *(self.pool.acquire(self.acquire_timeout) for _ in range(count)), return_exceptions=True
+        )
+        for connection in opened:
+            if isinstance(connection, BaseException):
+                logger.debug("could not open a connection ahead of time: %s", type(connection).__name__)
+            else:
+                self.pool.release(connection)
+
+    async def close(self, grace: float) -> None:
+        """Close the pool: gracefully within grace seconds (connections still lent are waited for), then by force."""
+        if not await self.pool.close(grace):
+            logger.warning("database connections were still in use after %.0f s; closing them", grace)
+
+
+class Lease:
+    """One use of a pooled connection (Database.connection), and how its failures reach clients."""
+
+    __slots__ = ("_connection", "_cost", "_database", "_started", "_tenant", "_timeout")
+
+    def __init__(self, database: Database, timeout: float, tenant: int | None, cost: int) -> None:
+        self._database = database
+        self._timeout = timeout
+        self._tenant = tenant
+        self._cost = cost
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        database = self._database
+        if not database.ready:
+            _NOT_READY.inc()
+            raise ServiceUnavailable("the database is not ready yet; try again shortly")
+        pool = database.pool
+        connection = pool.lend_idle()
+        if connection is None:
+            database.waiting += 1
+            started = time.perf_counter()
+            try:
+                connection = await pool.acquire(self._timeout, self._tenant, self._cost)
+            except PoolShed as error:
+                note_shed(self._tenant, "pool")
+                retry_after = max(1, math.ceil(error.wait))
+                message = f"the database is busy with other requests; try again in {retry_after} s"
+                raise ServiceUnavailable(message, retry_after=retry_after) from error
+            except TimeoutError as error:
+                _ACQUIRE_TIMEOUT.inc()
+                raise ServiceUnavailable("the database did not answer in time; try again shortly") from error
+            except CONNECTION_ERRORS as error:
+                _UNREACHABLE.inc()
+                raise ServiceUnavailable("the database cannot be reached; try again shortly") from error
+            finally:
+                database.waiting -= 1
+            note_wait(self._tenant, "pool", time.perf_counter() - started)
+        self._connection = connection
+        self._started = time.perf_counter()
+        return connection
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, _: object) -> None:
+        database = self._database
+        held = time.perf_counter() - self._started
+        database.on_query(held)
+        pool = database.pool
+        pool.note_hold(held)
+        # A broken connection is dropped. One whose statement was cancelled (a deadline) stays: asyncpg has
+        # asked the server to cancel it, and the connection's next statement first waits for that to end.
+        reusable = not isinstance(error, BROKEN)
+        pool.release(self._connection, reusable=reusable)
+        if error is None:
+            return
+        if isinstance(error, BROKEN):
+            # Also the client's command timeout (TimeoutError): the server stopped answering.
+            _UNREACHABLE.inc()
+            raise ServiceUnavailable("the database cannot be reached; try again shortly") from error
+        if isinstance(error, asyncpg.QueryCanceledError):  # statement_timeout
+            _STATEMENT_TIMEOUT.inc()
+            raise ServiceUnavailable("the database did not answer in time; try again shortly") from error
