@@ -37,6 +37,7 @@ from gateway.execution.persisted import PersistedDocuments
 from gateway.observability.logs import configure_logging, log_format
 from gateway.observability.metrics import MetricsOption, metrics_endpoint
 from gateway.observability.requests import ObservedEndpoint, RequestObserver, query_observer
+from gateway.observability.tenants import publish_waits
 from gateway.schema import ROOT_RESOLVERS, schema
 
 GRAPHQL_PATH = "/graphql"
@@ -119,7 +120,7 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
     endpoint = GraphQLEndpoint(
         schema=schema, root_resolvers=ROOT_RESOLVERS, settings=settings, example_query=example_query
     )
-    samplers.append(partial(sample_fair_share, endpoint.fair_share))
+    samplers += [partial(sample_fair_share, endpoint.fair_share), publish_waits]
     graphql: ASGIApp = ObservedEndpoint(endpoint, observer)
     if cors := cors_options(settings):
         graphql = CORSMiddleware(graphql, **cors)

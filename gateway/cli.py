@@ -81,8 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
         "the import with its line number and nothing of the file is applied. Importing a file twice "
         "leaves the database as after the first time.",
     )
-    import_.add_argument("file", type=Path, metavar="FILE", help="the .jsonl file")
+    import_.add_argument(
+        "file", type=Path, nargs="?", metavar="FILE", help="the .jsonl file (with --follow: - or none for stdin)"
+    )
     import_.add_argument("--no-progress", action="store_true", help="no progress bar")
+    import_.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep reading (standard input, or FILE as it grows) and apply the lines in micro-batches, each "
+        "all or nothing (docs/import-format.md, Following a feed)",
+    )
+    import_.add_argument("--batch-lines", type=int, default=1_000, metavar="N", help="--follow: lines per batch (1000)")
+    import_.add_argument(
+        "--batch-wait", type=float, default=50.0, metavar="MS", help="--follow: ms a batch waits for more lines (50)"
+    )
     import_.add_argument(
         "--metrics-file",
         type=Path,
@@ -219,7 +231,16 @@ def _data_command(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.command == "migrate":
         return asyncio.run(data.migrate(settings))
+    if args.command == "import" and args.follow:
+        if args.batch_lines < 1 or args.batch_wait < 0:
+            print("error: --batch-lines must be at least 1 and --batch-wait at least 0", file=sys.stderr)
+            return 2
+        wait = args.batch_wait / 1000
+        return asyncio.run(data.follow_feed(settings, args.file, batch_lines=args.batch_lines, batch_wait=wait))
     if args.command == "import":
+        if args.file is None:
+            print("error: give the file to import (or --follow to read standard input)", file=sys.stderr)
+            return 2
         if not args.file.is_file():
             print(f"error: {args.file} is not a file", file=sys.stderr)
             return 2

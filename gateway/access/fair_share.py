@@ -30,15 +30,22 @@ from gateway.observability.tenants import note_shed, note_wait
 _SMOOTHING = 0.2
 
 
+# Orgs remembered between their requests (an org's entry is reused, not made anew per request); beyond this,
+# idle ones are forgotten.
+MAX_ORGS = 10_000
+
+
 class _Queue:
     """An org's requests in progress, and those waiting to go in."""
 
-    __slots__ = ("in_progress", "interval", "last_entry", "waiting")
+    __slots__ = ("in_progress", "interval", "last_entry", "timer", "waiting")
 
     def __init__(self) -> None:
         self.in_progress = 0
-        # (a waiting request's future, its timer)
-        self.waiting: deque[tuple[asyncio.Future[None], asyncio.TimerHandle]] = deque()
+        # (a waiting request's future, when it stops waiting), oldest first: the deadlines come in order.
+        self.waiting: deque[tuple[asyncio.Future[None], float]] = deque()
+        # One timer per queue, for its oldest waiter's deadline (not one per waiter).
+        self.timer: asyncio.TimerHandle | None = None
         # Seconds between two queued requests going in, smoothed: how fast the queue moves when it is full.
         self.interval = 0.0
         self.last_entry = 0.0
@@ -59,6 +66,8 @@ class FairShare:
         would come too late. Once in, call leave(org_id) when the request is done."""
         queue = self._orgs.get(org_id)
         if queue is None:
+            if len(self._orgs) >= MAX_ORGS:
+                self._forget_idle()
             queue = self._orgs[org_id] = _Queue()
         if queue.in_progress < self.per_org:
             queue.in_progress += 1
@@ -68,8 +77,10 @@ class FairShare:
             raise _shed(org_id, expected)
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
-        timer = loop.call_at(loop.time() + self.max_wait, _time_out, waiter, org_id, self.max_wait)
-        queue.waiting.append((waiter, timer))
+        deadline = loop.time() + self.max_wait
+        queue.waiting.append((waiter, deadline))
+        if queue.timer is None:
+            queue.timer = loop.call_at(deadline, self._time_out, org_id, queue)
         return waiter
 
     async def wait(self, org_id: int, waiter: asyncio.Future[None]) -> None:
@@ -91,10 +102,9 @@ class FairShare:
         queue = self._orgs[org_id]
         waiting = queue.waiting
         while waiting:
-            waiter, timer = waiting.popleft()
+            waiter, _ = waiting.popleft()
             if waiter.done():
                 continue  # timed out, or its request is gone
-            timer.cancel()
             now = asyncio.get_running_loop().time()
             if queue.last_entry:
                 interval = now - queue.last_entry
@@ -103,9 +113,6 @@ class FairShare:
             waiter.set_result(None)  # the place passes on: in_progress stays as it is
             return
         queue.in_progress -= 1
-        if queue.in_progress == 0:
-            # Idle orgs are forgotten: the table holds only orgs with requests in progress.
-            del self._orgs[org_id]
 
     def in_progress(self, org_id: int) -> int:
         queue = self._orgs.get(org_id)
@@ -115,15 +122,27 @@ class FairShare:
         queue = self._orgs.get(org_id)
         return sum(not waiter.done() for waiter, _ in queue.waiting) if queue is not None else 0
 
+    def _time_out(self, org_id: int, queue: _Queue) -> None:
+        """The oldest waiters have waited as long as they may: refuse them; the timer moves to the next."""
+        queue.timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        waiting = queue.waiting
+        while waiting and waiting[0][1] <= now:
+            waiter, _ = waiting.popleft()
+            if not waiter.done():
+                waiter.set_exception(_shed(org_id, self.max_wait))
+        if waiting:
+            queue.timer = loop.call_at(waiting[0][1], self._time_out, org_id, queue)
+
+    def _forget_idle(self) -> None:
+        for org_id in [org for org, queue in self._orgs.items() if not queue.in_progress and not queue.waiting]:
+            del self._orgs[org_id]
+
 
 def sample_fair_share(share: FairShare) -> None:
     """Copy the number of requests waiting for their org's turn into its gauge."""
     REQUESTS_WAITING.set(share.waiting_now)
-
-
-def _time_out(waiter: asyncio.Future[None], org_id: int, waited: float) -> None:
-    if not waiter.done():
-        waiter.set_exception(_shed(org_id, waited))
 
 
 def _shed(org_id: int, wait: float) -> ServiceUnavailable:

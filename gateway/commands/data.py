@@ -52,8 +52,39 @@ async def import_file(settings: Settings, path: Path, *, progress: bool, metrics
     print(
         f"imported {path}: {summary.orgs:,} orgs, {summary.programs:,} programs, {summary.customers:,} customers "
         f"({summary.identifiers:,} identifiers), {summary.fleets:,} fleets, {summary.balances:,} balances"
+        + (f" ({summary.skipped_balances:,} skipped: not newer than stored)" if summary.skipped_balances else "")
     )
     return 0
+
+
+async def follow_feed(settings: Settings, path: Path | None, *, batch_lines: int, batch_wait: float) -> int:
+    """`import --follow`: apply the lines of standard input (or a growing file) in micro-batches until it ends;
+    one line per batch on standard output, failed batches on standard error. 1 if some batch failed."""
+    from gateway.importer.follow import BatchOutcome, follow, open_source, read_lines
+    from gateway.importer.jsonl import ImportFailed
+
+    try:
+        source = open_source(path)
+    except ImportFailed as failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
+    async with migrated(settings):
+        pass  # the schema brought up to date once, before the first batch
+
+    def report(outcome: BatchOutcome) -> None:
+        lines = f"lines {outcome.first_line}-{outcome.last_line}"
+        if outcome.failure is not None:
+            print(f"error: {lines} not applied: {outcome.failure}", file=sys.stderr, flush=True)
+            return
+        skipped = f", {outcome.skipped:,} skipped: not newer than stored" if outcome.skipped else ""
+        print(f"{lines}: {outcome.records:,} records applied{skipped} in {outcome.seconds * 1000:.1f} ms", flush=True)
+
+    with source:
+        queue = read_lines(source, follow_growth=path is not None and str(path) != "-")
+        applied = await follow(
+            lambda: connect(settings), queue, batch_lines=batch_lines, batch_wait=batch_wait, report=report
+        )
+    return 0 if applied else 1
 
 
 async def demo_data(settings: Settings, *, customers: int, seed: int, progress: bool) -> int:

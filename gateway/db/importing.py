@@ -24,7 +24,10 @@ def _load(name: str) -> str:
     return files("gateway.db.sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
 
 
-IMPORT_BEGIN = _load("import_begin")
+IMPORT_STAGING = _load("import_staging")
+IMPORT_LOCK = _load("import_lock")
+IMPORT_DROP_SUPERSEDED_BALANCES = _load("import_drop_superseded_balances")
+IMPORT_DROP_STALE_BALANCES = _load("import_drop_stale_balances")
 IMPORT_ANALYZE_STAGING = _load("import_analyze_staging")
 IMPORT_FIND_DUPLICATE_KEYS = _load("import_find_duplicate_keys")
 IMPORT_FIND_UNKNOWN_REFERENCES = _load("import_find_unknown_references")
@@ -58,7 +61,7 @@ class StagingTable(Enum):
         ("line", "org_id", "customer_id", "source", "account_id", "type", "value"),
     )
     FLEETS = ("import_fleets", ("line", *FLEET_COLUMNS))
-    BALANCES = ("import_balances", ("line", *BALANCE_COLUMNS))
+    BALANCES = ("import_balances", ("line", *BALANCE_COLUMNS, "as_of"))
 
     @property
     def table_name(self) -> str:
@@ -78,10 +81,28 @@ class Problem:
 
 
 async def begin_import(connection: asyncpg.Connection) -> None:
-    """Take the import lock and create the staging tables; call inside a transaction."""
+    """Create the staging tables, dropped with the transaction; call inside one."""
     if not connection.is_in_transaction():
         raise RuntimeError("an import must run inside a transaction")
-    await connection.execute(IMPORT_BEGIN)
+    await connection.execute(IMPORT_STAGING)
+
+
+async def create_session_staging(connection: asyncpg.Connection) -> None:
+    """Create the staging tables once for the connection, emptied by every commit (import --follow)."""
+    await connection.execute(IMPORT_STAGING.replace("ON COMMIT DROP", "ON COMMIT DELETE ROWS"))
+
+
+async def lock_import(connection: asyncpg.Connection) -> None:
+    """Wait for the other imports to apply theirs, then hold the import lock to the end of the transaction."""
+    await connection.execute(IMPORT_LOCK)
+
+
+async def drop_outdated(connection: asyncpg.Connection) -> int:
+    """Drop the staged balance records that are not newer than another of the file or than what is stored
+    (both versioned); returns how many. Call under the import lock, before the checks."""
+    superseded = await connection.fetchval(IMPORT_DROP_SUPERSEDED_BALANCES)
+    stale = await connection.fetchval(IMPORT_DROP_STALE_BALANCES)
+    return int(superseded) + int(stale)
 
 
 async def stage(connection: asyncpg.Connection, table: StagingTable, rows: Iterable[tuple[Any, ...]]) -> None:
@@ -89,9 +110,13 @@ async def stage(connection: asyncpg.Connection, table: StagingTable, rows: Itera
     await connection.copy_records_to_table(table.table_name, records=rows, columns=table.columns)
 
 
-async def check_staged(connection: asyncpg.Connection) -> Problem | None:
-    """The first problem the staged file has before anything is applied, or None."""
-    await connection.execute(IMPORT_ANALYZE_STAGING)
+async def check_staged(connection: asyncpg.Connection, *, analyze: bool = True) -> Problem | None:
+    """The first problem the staged file has before anything is applied, or None.
+
+    `analyze` gathers the staging tables' statistics first, so that a large file's checks and apply get
+    plans for its size; a small batch does without (and writes no statistics rows)."""
+    if analyze:
+        await connection.execute(IMPORT_ANALYZE_STAGING)
     # In this order: a duplicate record would make the later checks name the
     # wrong line, and a missing reference would make the rules below moot.
     for statement in (

@@ -12,14 +12,22 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import asyncpg
 from tqdm import tqdm
 
-from gateway.db.importing import StagingTable, apply_staged, begin_import, check_staged, stage
+from gateway.db.importing import (
+    StagingTable,
+    apply_staged,
+    begin_import,
+    check_staged,
+    drop_outdated,
+    lock_import,
+    stage,
+)
 from gateway.importer.progress import progress_bar
 from gateway.importer.records import (
     BalanceRecord,
@@ -58,6 +66,8 @@ class ImportSummary:
     identifiers: int = 0
     fleets: int = 0
     balances: int = 0
+    # Versioned balance records skipped: not newer than another of the file, or than the balance stored.
+    skipped_balances: int = 0
     # Lines read, blank ones included (for the import metrics; not part of what the file holds).
     lines: int = field(default=0, compare=False)
 
@@ -72,7 +82,11 @@ async def import_file(connection: asyncpg.Connection, path: Path, *, progress: b
         async with connection.transaction():
             await begin_import(connection)
             summary = await _stage_file(connection, file, bar)
+            # Read and staged without the lock: only checking and applying make other imports wait.
+            bar.set_postfix_str("waiting for other imports")
+            await lock_import(connection)
             bar.set_postfix_str("checking")
+            skipped = await drop_outdated(connection)
             problem = await check_staged(connection)
             if problem is None:
                 bar.set_postfix_str("applying")
@@ -80,7 +94,7 @@ async def import_file(connection: asyncpg.Connection, path: Path, *, progress: b
             if problem is not None:
                 raise ImportFailed(problem.line, problem.reason)
             bar.set_postfix_str("done")
-    return summary
+    return replace(summary, skipped_balances=skipped)
 
 
 def _open(path: Path) -> tuple[BinaryIO, int]:
@@ -107,9 +121,9 @@ class _Reader:
     def __init__(self, file: BinaryIO, bar: tqdm[Any]) -> None:
         self._lines = enumerate(file, start=1)
         self._bar = bar
-        self._rows: _Rows = {table: [] for table in StagingTable}
+        self._rows: StagedRows = {table: [] for table in StagingTable}
         self._done = False
-        self.counts: dict[type[Any], int] = dict.fromkeys(_ADDERS, 0)
+        self.counts: dict[type[Any], int] = dict.fromkeys(ADDERS, 0)
         self.identifiers = 0
         self.lines = 0
 
@@ -123,11 +137,11 @@ class _Reader:
             for line, raw in self._lines:
                 self.lines = line
                 unreported += len(raw)
-                record = _parse(raw, line)
+                record = parse_record(raw, line)
                 if record is not None:
                     kind = type(record)
                     self.counts[kind] += 1
-                    self.identifiers += _ADDERS[kind](rows, line, record)
+                    self.identifiers += ADDERS[kind](rows, line, record)
                 if line % CHECK_EVERY == 0:
                     full = [table for table, staged in rows.items() if len(staged) >= BATCH_ROWS]
                     if full:
@@ -173,7 +187,7 @@ async def _stage_file(connection: asyncpg.Connection, file: BinaryIO, bar: tqdm[
     return reader.summary()
 
 
-def _parse(raw: bytes, line: int) -> Record | None:
+def parse_record(raw: bytes, line: int) -> Record | None:
     """The record on one physical line, None for a blank line; raises ImportFailed."""
     try:
         # A byte-order mark is tolerated at the start of the file only.
@@ -188,21 +202,21 @@ def _parse(raw: bytes, line: int) -> Record | None:
         raise ImportFailed(line, error.reason) from None
 
 
-_Rows = dict[StagingTable, list[tuple[Any, ...]]]
+StagedRows = dict[StagingTable, list[tuple[Any, ...]]]
 
 
-def _add_org(rows: _Rows, line: int, record: OrgRecord) -> int:
+def _add_org(rows: StagedRows, line: int, record: OrgRecord) -> int:
     primary = record.primary_identifier.value if record.primary_identifier is not None else None
     rows[StagingTable.ORGS].append((line, record.id, record.name, record.dual_eligibility, primary))
     return 0
 
 
-def _add_program(rows: _Rows, line: int, record: ProgramRecord) -> int:
+def _add_program(rows: StagedRows, line: int, record: ProgramRecord) -> int:
     rows[StagingTable.PROGRAMS].append((line, record.org_id, record.id, record.name, record.default))
     return 0
 
 
-def _add_customer(rows: _Rows, line: int, record: CustomerRecord) -> int:
+def _add_customer(rows: StagedRows, line: int, record: CustomerRecord) -> int:
     rows[StagingTable.CUSTOMERS].append((line, record.org_id, record.id))
     staged = rows[StagingTable.IDENTIFIERS]
     for identifier in record.identifiers:
@@ -220,12 +234,12 @@ def _add_customer(rows: _Rows, line: int, record: CustomerRecord) -> int:
     return len(record.identifiers)
 
 
-def _add_fleet(rows: _Rows, line: int, record: FleetRecord) -> int:
+def _add_fleet(rows: StagedRows, line: int, record: FleetRecord) -> int:
     rows[StagingTable.FLEETS].append((line, record.org_id, record.id, record.external_id, record.primary_user_id))
     return 0
 
 
-def _add_balance(rows: _Rows, line: int, record: BalanceRecord) -> int:
+def _add_balance(rows: StagedRows, line: int, record: BalanceRecord) -> int:
     rows[StagingTable.BALANCES].append(
         (
             line,
@@ -236,13 +250,14 @@ def _add_balance(rows: _Rows, line: int, record: BalanceRecord) -> int:
             record.main_points,
             record.delayed_accrual_points,
             record.external_trigger_based_points,
+            record.as_of,
         )
     )
     return 0
 
 
 # Each adder appends a record's staging rows and returns its identifier count.
-_ADDERS: dict[type[Any], Callable[[_Rows, int, Any], int]] = {
+ADDERS: dict[type[Any], Callable[[StagedRows, int, Any], int]] = {
     OrgRecord: _add_org,
     ProgramRecord: _add_program,
     CustomerRecord: _add_customer,

@@ -1,15 +1,16 @@
 """One line of an import file: parsed, validated and normalised into a record.
 
-Pure: no I/O and no database. Everything that can be said about a line on its
-own is checked here; what needs the rest of the file or the database
-(references, uniqueness, default programs) is checked by gateway.db.importing.
+Pure: no I/O and no database. Everything that can be said about a line on its own is checked here; what needs
+the rest of the file or the database (references, uniqueness, default programs) is gateway.db.importing's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -85,6 +86,8 @@ class BalanceRecord:
     main_points: Decimal
     delayed_accrual_points: Decimal
     external_trigger_based_points: Decimal
+    # The engine's version of this balance; None: replace whatever is stored.
+    as_of: datetime | None = None
 
 
 Record = OrgRecord | ProgramRecord | CustomerRecord | FleetRecord | BalanceRecord
@@ -223,7 +226,7 @@ def _parse_fleet(obj: dict[str, Any]) -> FleetRecord:
 
 
 def _parse_balance(obj: dict[str, Any]) -> BalanceRecord:
-    _check_fields(obj, "balance record", _BALANCE_REQUIRED)
+    _check_fields(obj, "balance record", _BALANCE_REQUIRED, _BALANCE_OPTIONAL)
     return BalanceRecord(
         org_id=_id(obj, "orgId"),
         entity_type=_enum(obj, "entityType", _ENTITY_TYPES, _ENTITY_TYPE_NAMES),
@@ -232,6 +235,7 @@ def _parse_balance(obj: dict[str, Any]) -> BalanceRecord:
         main_points=_points(obj, "mainPoints"),
         delayed_accrual_points=_points(obj, "delayedAccrualPoints"),
         external_trigger_based_points=_points(obj, "externalTriggerBasedPoints"),
+        as_of=_timestamp(obj, "asOf") if "asOf" in obj else None,
     )
 
 
@@ -250,18 +254,9 @@ _IDENTIFIER_REQUIRED = frozenset({"source", "type", "value"})
 _IDENTIFIER_OPTIONAL = frozenset({"accountId"})
 _IDENTIFIER_ALL = _IDENTIFIER_REQUIRED | _IDENTIFIER_OPTIONAL
 _FLEET_REQUIRED = frozenset({"kind", "id", "orgId", "externalId", "primaryUserId"})
-_BALANCE_REQUIRED = frozenset(
-    {
-        "kind",
-        "orgId",
-        "entityType",
-        "entityId",
-        "programId",
-        "mainPoints",
-        "delayedAccrualPoints",
-        "externalTriggerBasedPoints",
-    }
-)
+_BALANCE_POINTS = ("mainPoints", "delayedAccrualPoints", "externalTriggerBasedPoints")
+_BALANCE_REQUIRED = frozenset({"kind", "orgId", "entityType", "entityId", "programId", *_BALANCE_POINTS})
+_BALANCE_OPTIONAL = frozenset({"asOf"})
 _NO_FIELDS: frozenset[str] = frozenset()
 
 
@@ -390,3 +385,16 @@ def _show(value: Any) -> str:
     # A Decimal is a JSON number that had a point or an exponent: show it as one.
     text = str(value) if type(value) is Decimal else json.dumps(value, default=str, ensure_ascii=False)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+# RFC 3339 with its offset, at most microseconds: what PostgreSQL's timestamptz keeps exactly.
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)")
+
+
+def _timestamp(obj: dict[str, Any], field: str) -> datetime:
+    value = obj[field]
+    with contextlib.suppress(ValueError):  # a date that does not exist (2026-02-30)
+        if type(value) is str and _TIMESTAMP.fullmatch(value):
+            return datetime.fromisoformat(value)
+    example = '"2026-12-02T10:15:30.123456Z"'
+    raise RecordError(f"field {json.dumps(field)} must be an RFC 3339 timestamp like {example}, not {_show(value)}")

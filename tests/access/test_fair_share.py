@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from prometheus_client import REGISTRY
 
 from gateway.access.fair_share import FairShare
 from gateway.errors import ServiceUnavailable
+from gateway.observability.tenants import publish_waits
 
 HEAVY, LIGHT = 1, 2
 
@@ -77,3 +79,22 @@ async def test_a_place_handed_to_a_request_that_gave_up_passes_on():
         await leaving
     await staying
     assert share.in_progress(HEAVY) == 1
+
+
+async def test_waits_are_counted_per_org_once_published():
+    labels = {"org": str(HEAVY), "where": "fair_share"}
+    publish_waits()  # whatever earlier tests left
+    before = REGISTRY.get_sample_value("loyalty_gateway_tenant_waits_total", labels) or 0
+    share = FairShare(per_org=1, max_wait=5)
+    assert share.enter(HEAVY) is None
+    waiter = share.enter(HEAVY)
+    assert waiter is not None
+    waiting = asyncio.create_task(share.wait(HEAVY, waiter))
+    await asyncio.sleep(0.05)
+    share.leave(HEAVY)
+    await waiting
+    assert (REGISTRY.get_sample_value("loyalty_gateway_tenant_waits_total", labels) or 0) == before  # not yet
+    publish_waits()
+    assert REGISTRY.get_sample_value("loyalty_gateway_tenant_waits_total", labels) == before + 1
+    seconds = REGISTRY.get_sample_value("loyalty_gateway_tenant_wait_seconds_total", labels)
+    assert seconds is not None and seconds >= 0.04

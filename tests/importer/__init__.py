@@ -11,6 +11,8 @@ import asyncpg
 
 # Every table an import writes, each ordered by its whole row.
 DUMPED_TABLES = ("orgs", "programs", "customers", "customer_identifiers", "fleets", "balances")
+# What the dump leaves out: a balance's version (tests/importer/test_versions.py reads it).
+_NOT_DUMPED = {"balances": {"as_of"}}
 
 
 def write_jsonl(path: Path, lines: Iterable[dict[str, Any] | str]) -> Path:
@@ -26,7 +28,8 @@ async def dump(connection: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]
     tables = {}
     for table in DUMPED_TABLES:
         rows = await connection.fetch(f"SELECT * FROM {table} ORDER BY {table}")
-        tables[table] = [tuple(row.values()) for row in rows]
+        left_out = _NOT_DUMPED.get(table, set())
+        tables[table] = [tuple(value for name, value in row.items() if name not in left_out) for row in rows]
     return tables
 
 

@@ -1,8 +1,8 @@
 -- New balances, in key order (see import_apply_customers).
 INSERT INTO balances (org_id, entity_type, entity_id, program_id,
-                      main_points, delayed_accrual_points, external_trigger_points)
+                      main_points, delayed_accrual_points, external_trigger_points, as_of)
 SELECT n.org_id, n.entity_type, n.entity_id, n.program_id,
-       n.main_points, n.delayed_accrual_points, n.external_trigger_points
+       n.main_points, n.delayed_accrual_points, n.external_trigger_points, n.as_of
 FROM import_balances n
 WHERE NOT EXISTS (
     SELECT 1 FROM balances b

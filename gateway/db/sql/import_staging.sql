@@ -1,10 +1,7 @@
--- Opens an import, inside its transaction: one import at a time (concurrent
--- ones would race on the same keys), room for the set-based checks' hashes
--- and sorts, and the staging tables the file is copied into.
--- Every staging row keeps the file line it came from, so that a set-based
--- check can name the line at fault. The tables vanish with the transaction.
-SELECT pg_advisory_xact_lock(7311120002);
-SET LOCAL work_mem = '256MB';
+-- The staging tables an import's file is copied into. Every staging row keeps the file line it came from,
+-- so that a set-based check can name the line at fault. `import` creates them in its transaction and they
+-- vanish with it; `import --follow` creates them once per connection with ON COMMIT DELETE ROWS instead,
+-- so that a batch creates no table (and writes no catalog rows).
 CREATE TEMP TABLE import_orgs (
     line               bigint NOT NULL,
     org_id             bigint NOT NULL,
@@ -48,5 +45,6 @@ CREATE TEMP TABLE import_balances (
     program_id              integer NOT NULL,
     main_points             numeric(18, 3) NOT NULL,
     delayed_accrual_points  numeric(18, 3) NOT NULL,
-    external_trigger_points numeric(18, 3) NOT NULL
+    external_trigger_points numeric(18, 3) NOT NULL,
+    as_of                   timestamptz
 ) ON COMMIT DROP;

@@ -1,0 +1,66 @@
+"""`loyalty-gateway import --follow`: the real command, fed one line at a time on its standard input."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+
+from tests.importer import balance
+from tests.importer.feeds import CUSTOMERS, ORG, PROGRAM, Feed, main_points, seed, visible_after
+
+
+@pytest.fixture
+def feed(database_url: str) -> Iterator[Feed]:
+    running = Feed(database_url)
+    yield running
+    if running.process.poll() is None:
+        running.process.kill()
+        running.process.wait()
+
+
+async def test_each_line_is_visible_within_a_bounded_time(connection, feed, tmp_path):
+    await seed(connection, tmp_path)
+    delays = []
+    for step, customer_id in enumerate(CUSTOMERS, start=1):
+        feed.write(balance(ORG, customer_id, PROGRAM, main=f"{step}.5"))
+        delays.append(await visible_after(connection, customer_id, Decimal(f"{step}.5")))
+    status, out, err = feed.close()
+    assert status == 0, err
+    assert len(out.splitlines()) == len(CUSTOMERS)  # one batch a line, each reported
+    assert "records applied" in out.splitlines()[0]
+    print(
+        f"visible after {sorted(delays)[len(delays) // 2] * 1000:.0f} ms (median), {max(delays) * 1000:.0f} ms at most"
+    )
+
+
+async def test_a_bad_line_fails_its_batch_alone_with_its_line_number(connection, feed, tmp_path):
+    await seed(connection, tmp_path)
+    first, second, third = CUSTOMERS[:3]
+    feed.write(balance(ORG, first, PROGRAM, main="1"))  # line 1
+    await visible_after(connection, first, Decimal("1.000"))
+    # Lines 2 and 3 in one batch; line 3 names a program that does not exist.
+    feed.write(balance(ORG, second, PROGRAM, main="2"), balance(ORG, third, 999, main="3"))
+    await asyncio.sleep(0.3)
+    feed.write(balance(ORG, third, PROGRAM, main="4"))  # line 4: its own batch, applied
+    await visible_after(connection, third, Decimal("4.000"))
+    status, _, err = feed.close()
+    assert status == 1  # some batch failed
+    assert "lines 2-3 not applied: line 3:" in err and "program 999" in err, err
+    assert await main_points(connection, second) is None  # nothing of the failed batch
+
+
+async def test_a_replayed_older_change_is_skipped(connection, feed, tmp_path):
+    await seed(connection, tmp_path)
+    customer_id = CUSTOMERS[0]
+    newer = {**balance(ORG, customer_id, PROGRAM, main="20"), "asOf": "2026-12-02T10:00:00.000002Z"}
+    older = {**balance(ORG, customer_id, PROGRAM, main="10"), "asOf": "2026-12-02T10:00:00.000001Z"}
+    feed.write(newer)
+    await visible_after(connection, customer_id, Decimal("20.000"))
+    feed.write(older)
+    status, out, err = feed.close()
+    assert status == 0, err
+    assert "1 skipped: not newer than stored" in out.splitlines()[-1]
+    assert await main_points(connection, customer_id) == Decimal("20.000")
