@@ -113,6 +113,9 @@ class FairShare:
             waiter.set_result(None)  # the place passes on: in_progress stays as it is
             return
         queue.in_progress -= 1
+        # Nobody waits: the next time the queue fills, how fast it moves is measured afresh (an idle gap is not
+        # an interval between two requests going in).
+        queue.last_entry = 0.0
 
     def in_progress(self, org_id: int) -> int:
         queue = self._orgs.get(org_id)

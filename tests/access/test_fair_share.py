@@ -98,3 +98,30 @@ async def test_waits_are_counted_per_org_once_published():
     assert REGISTRY.get_sample_value("loyalty_gateway_tenant_waits_total", labels) == before + 1
     seconds = REGISTRY.get_sample_value("loyalty_gateway_tenant_wait_seconds_total", labels)
     assert seconds is not None and seconds >= 0.04
+
+
+async def test_an_idle_gap_is_not_taken_for_a_slow_queue():
+    share = FairShare(per_org=1, max_wait=1.0)
+
+    async def busy(steps: int) -> None:
+        """Five requests waiting all along: each step one goes in and a new one joins."""
+        assert share.enter(HEAVY) is None
+        waits = []
+        for _ in range(5):
+            waiter = share.enter(HEAVY)
+            assert waiter is not None
+            waits.append(asyncio.create_task(share.wait(HEAVY, waiter)))
+        for _ in range(steps):
+            await asyncio.sleep(0.01)
+            share.leave(HEAVY)
+            waiter = share.enter(HEAVY)  # would be refused if the queue looked slow
+            assert waiter is not None
+            waits.append(asyncio.create_task(share.wait(HEAVY, waiter)))
+        for _ in range(6):
+            await asyncio.sleep(0.01)
+            share.leave(HEAVY)
+        await asyncio.gather(*waits)
+
+    await busy(5)
+    await asyncio.sleep(1.5)  # idle, longer than max_wait
+    await busy(5)  # the queue moves at 10 ms a request again: nobody is refused
