@@ -6,6 +6,7 @@
     python bench/run.py --scale [--scale-sizes 10000,1000000]   p50 at two data sizes, gateway only
     python bench/run.py --trusted [--customers 100000]   a refused untrusted document against a cached valid one
     python bench/run.py --fairness   one org's steady lookups while another floods (fairness.py)
+    python bench/run.py --ingest     staleness: import --follow against one import a second (ingest.py)
 
 `--baseline-ref REF` adds the contender gateway@REF: the gateway's code at that git ref (bench/checkout.py),
 one worker, on the same data with the same settings and checks, and a column "÷ baseline gateway".
@@ -95,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--trusted",
         action="store_true",
         help="instead: CPU per request of a refused untrusted document against a cached trusted one (trusted.py)",
+    )
+    parser.add_argument(
+        "--ingest",
+        action="store_true",
+        help="instead: how stale balances are, import --follow against one import a second (ingest.py)",
     )
     parser.add_argument(
         "--fairness",
@@ -423,6 +429,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from scale import run_scale
 
             return run_scale(args, command_line)
+        if args.ingest:
+            from ingest import run_ingest
+
+            return run_ingest(args, command_line)
         if args.fairness:
             from fairness import run_fairness
 
