@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 import sys
 from pathlib import Path
 
@@ -71,16 +74,24 @@ async def follow_feed(settings: Settings, path: Path | None, *, batch_lines: int
     async with migrated(settings):
         pass  # the schema brought up to date once, before the first batch
 
-    def report(outcome: BatchOutcome) -> None:
+    def report(outcome: BatchOutcome) -> None:  # printed at once: a feed's log is read as it goes
         lines = f"lines {outcome.first_line}-{outcome.last_line}"
         if outcome.failure is not None:
             print(f"error: {lines} not applied: {outcome.failure}", file=sys.stderr, flush=True)
             return
         skipped = f", {outcome.skipped:,} skipped: not newer than stored" if outcome.skipped else ""
-        print(f"{lines}: {outcome.records:,} records applied{skipped} in {outcome.seconds * 1000:.1f} ms", flush=True)
+        applied = f"{outcome.records - outcome.skipped:,} of {outcome.records:,} records applied{skipped}"
+        print(f"{lines}: {applied} in {outcome.seconds * 1000:.1f} ms", flush=True)
 
-    with source:
-        queue = read_lines(source, follow_growth=path is not None and str(path) != "-")
+    from_stdin = source is sys.stdin.buffer
+    # Standard input is left open: its reader thread may be inside readline(), which closing would wait for.
+    with contextlib.nullcontext() if from_stdin else source:
+        queue = read_lines(source, follow_growth=not from_stdin)
+        # SIGTERM or Ctrl-C: the lines read so far are applied, then the command ends (and with it, the
+        # embedded database's use).
+        loop = asyncio.get_running_loop()
+        for stop in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(stop, queue.put_nowait, None)
         applied = await follow(
             lambda: connect(settings), queue, batch_lines=batch_lines, batch_wait=batch_wait, report=report
         )

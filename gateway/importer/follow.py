@@ -16,6 +16,7 @@ skipped as not newer, the others set to the same values).
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 import time
@@ -65,11 +66,18 @@ def read_lines(source: BinaryIO, *, follow_growth: bool) -> asyncio.Queue[Line |
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Line | None] = asyncio.Queue()
 
+    # Raw reads of the file descriptor, not the buffered file: a thread blocked in os.read holds no lock that
+    # the interpreter's exit would wait for.
+    descriptor = source.fileno()
+
     def read() -> None:
         number, partial = 0, b""
         while True:
-            raw = source.readline()
-            if not raw:
+            try:
+                chunk = os.read(descriptor, 1 << 16)
+            except OSError:  # closed: the command is ending, nobody reads on
+                return
+            if not chunk:
                 if follow_growth:
                     time.sleep(_POLL_SECONDS)
                     continue
@@ -78,12 +86,10 @@ def read_lines(source: BinaryIO, *, follow_growth: bool) -> asyncio.Queue[Line |
                     loop.call_soon_threadsafe(queue.put_nowait, (number, partial))
                 loop.call_soon_threadsafe(queue.put_nowait, _END)
                 return
-            if not raw.endswith(b"\n"):
-                partial += raw  # the writer has not finished the line yet
-                continue
-            number += 1
-            loop.call_soon_threadsafe(queue.put_nowait, (number, partial + raw))
-            partial = b""
+            *lines, partial = (partial + chunk).split(b"\n")  # partial: what the writer has not finished yet
+            for raw in lines:
+                number += 1
+                loop.call_soon_threadsafe(queue.put_nowait, (number, raw + b"\n"))
 
     threading.Thread(target=read, name="import-follow-reader", daemon=True).start()
     return queue

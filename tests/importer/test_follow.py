@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -30,7 +32,7 @@ async def test_each_line_is_visible_within_a_bounded_time(connection, feed, tmp_
     status, out, err = feed.close()
     assert status == 0, err
     assert len(out.splitlines()) == len(CUSTOMERS)  # one batch a line, each reported
-    assert "records applied" in out.splitlines()[0]
+    assert "1 of 1 records applied" in out.splitlines()[0]
     print(
         f"visible after {sorted(delays)[len(delays) // 2] * 1000:.0f} ms (median), {max(delays) * 1000:.0f} ms at most"
     )
@@ -62,5 +64,36 @@ async def test_a_replayed_older_change_is_skipped(connection, feed, tmp_path):
     feed.write(older)
     status, out, err = feed.close()
     assert status == 0, err
-    assert "1 skipped: not newer than stored" in out.splitlines()[-1]
+    assert "0 of 1 records applied, 1 skipped: not newer than stored" in out.splitlines()[-1]
     assert await main_points(connection, customer_id) == Decimal("20.000")
+
+
+async def test_sigterm_applies_what_was_read_and_ends(connection, feed, tmp_path):
+    await seed(connection, tmp_path)
+    feed.write(balance(ORG, CUSTOMERS[0], PROGRAM, main="7"))
+    await visible_after(connection, CUSTOMERS[0], Decimal("7.000"))
+    feed.process.send_signal(signal.SIGTERM)
+    assert feed.process.wait(15) == 0
+
+
+async def test_a_growing_file_is_followed_as_it_grows(connection, database_url, tmp_path):
+    await seed(connection, tmp_path)
+    path = tmp_path / "feed.jsonl"
+    path.write_text("")
+    following = Feed(database_url, str(path))
+    try:
+        line = json.dumps(balance(ORG, CUSTOMERS[0], PROGRAM, main="11"))
+        with path.open("a") as file:
+            file.write(line[:40])  # half a line, then the rest
+            file.flush()
+            await asyncio.sleep(0.2)
+            file.write(line[40:] + "\n")
+        await visible_after(connection, CUSTOMERS[0], Decimal("11.000"))
+        following.process.send_signal(signal.SIGTERM)
+        status, out, err = following.close()
+    finally:
+        if following.process.poll() is None:
+            following.process.kill()
+            following.process.wait()
+    assert status == 0, err
+    assert "1 of 1 records applied" in out
