@@ -232,7 +232,8 @@ def run_ingest(args: argparse.Namespace, command_line: str) -> int:
         outcomes = asyncio.run(_all(postgres, args.duration))
         version = postgres.version()
     table = [
-        "| path | changes/s | staleness p50 ms | p99 ms | probes seen | changes/s over the run, drain included | WAL KiB per change |",
+        "| path | changes/s | staleness p50 ms | p99 ms | probes seen | changes/s over the run, drain included "
+        "| WAL KiB per change |",
         "|---|---:|---:|---:|---:|---:|---:|",
         *(outcome_line(outcome) for outcome in outcomes),
     ]
