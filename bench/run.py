@@ -7,6 +7,7 @@
     python bench/run.py --trusted [--customers 100000]   a refused untrusted document against a cached valid one
     python bench/run.py --fairness   one org's steady lookups while another floods (fairness.py)
     python bench/run.py --ingest     staleness: import --follow against one import a second (ingest.py)
+    python bench/run.py --deltas     a delta's plans and times by its size (deltas.py)
 
 `--baseline-ref REF` adds the contender gateway@REF: the gateway's code at that git ref (bench/checkout.py),
 one worker, on the same data with the same settings and checks, and a column "÷ baseline gateway".
@@ -96,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--trusted",
         action="store_true",
         help="instead: CPU per request of a refused untrusted document against a cached trusted one (trusted.py)",
+    )
+    parser.add_argument(
+        "--deltas", action="store_true", help="instead: a delta's plans and times by its size (deltas.py)"
     )
     parser.add_argument(
         "--ingest",
@@ -429,6 +433,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from scale import run_scale
 
             return run_scale(args, command_line)
+        if args.deltas:
+            from deltas import run_deltas
+
+            return run_deltas(args, command_line)
         if args.ingest:
             from ingest import run_ingest
 
