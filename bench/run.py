@@ -22,6 +22,7 @@ levels. Results are printed and written to bench/results/ as Markdown.
 from __future__ import annotations
 
 import argparse
+import importlib
 import shlex
 import statistics
 import sys
@@ -43,6 +44,15 @@ from servers import Contender, Running, check_answers, floor, free_port, gateway
 from wrk import QUIET_TOLERANCE, LoadResult, require_wrk
 
 CONTENDERS = ("gateway", "floor", "postgraphile")
+# The other modes: flag -> (module, its entry point); without any, the comparison runs.
+MODES = {
+    "batch": ("batch", "run_batch"),
+    "scale": ("scale", "run_scale"),
+    "deltas": ("deltas", "run_deltas"),
+    "ingest": ("ingest", "run_ingest"),
+    "fairness": ("fairness", "run_fairness"),
+    "trusted": ("trusted", "run_trusted"),
+}
 CALIBRATION_POOL_SIZES = (2, 4)
 DEFAULT_CUSTOMERS = 1_000_000
 # --trusted measures the gateway's own work per request, which does not grow with the data.
@@ -425,30 +435,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     command_line = "python bench/run.py " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     started = time.monotonic()
     try:
-        if args.batch:
-            from batch import run_batch
-
-            return run_batch(args, command_line)
-        if args.scale:
-            from scale import run_scale
-
-            return run_scale(args, command_line)
-        if args.deltas:
-            from deltas import run_deltas
-
-            return run_deltas(args, command_line)
-        if args.ingest:
-            from ingest import run_ingest
-
-            return run_ingest(args, command_line)
-        if args.fairness:
-            from fairness import run_fairness
-
-            return run_fairness(args, command_line)
-        if args.trusted:
-            from trusted import run_trusted
-
-            return run_trusted(args, command_line)
+        for mode, (module, function) in MODES.items():
+            if getattr(args, mode):
+                run: Callable[[argparse.Namespace, str], int] = getattr(importlib.import_module(module), function)
+                return run(args, command_line)
         return run_comparison(args, command_line)
     except KeyboardInterrupt:
         print("\ninterrupted; every process the bench started has been stopped", file=sys.stderr)

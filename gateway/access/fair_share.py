@@ -121,10 +121,6 @@ class FairShare:
         queue = self._orgs.get(org_id)
         return queue.in_progress if queue is not None else 0
 
-    def waiting(self, org_id: int) -> int:
-        queue = self._orgs.get(org_id)
-        return sum(not waiter.done() for waiter, _ in queue.waiting) if queue is not None else 0
-
     def _time_out(self, org_id: int, queue: _Queue) -> None:
         """The oldest waiters have waited as long as they may: refuse them; the timer moves to the next."""
         queue.timer = None
