@@ -55,7 +55,7 @@ async def import_file(settings: Settings, path: Path, *, progress: bool, metrics
     print(
         f"imported {path}: {summary.orgs:,} orgs, {summary.programs:,} programs, {summary.customers:,} customers "
         f"({summary.identifiers:,} identifiers), {summary.fleets:,} fleets, {summary.balances:,} balances"
-        + (f" ({summary.skipped_balances:,} skipped: not newer than stored)" if summary.skipped_balances else "")
+        + (f" ({summary.skipped:,} records skipped: not newer than stored)" if summary.skipped else "")
     )
     return 0
 

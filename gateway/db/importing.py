@@ -26,8 +26,6 @@ def _load(name: str) -> str:
 
 IMPORT_STAGING = _load("import_staging")
 IMPORT_LOCK = _load("import_lock")
-IMPORT_DROP_SUPERSEDED_BALANCES = _load("import_drop_superseded_balances")
-IMPORT_DROP_STALE_BALANCES = _load("import_drop_stale_balances")
 IMPORT_ANALYZE_STAGING = _load("import_analyze_staging")
 IMPORT_FIND_DUPLICATE_KEYS = _load("import_find_duplicate_keys")
 IMPORT_FIND_UNKNOWN_REFERENCES = _load("import_find_unknown_references")
@@ -38,6 +36,7 @@ IMPORT_APPLY_ORGS = _load("import_apply_orgs")
 IMPORT_CLEAR_DEFAULTS = _load("import_clear_defaults")
 IMPORT_APPLY_PROGRAMS = _load("import_apply_programs")
 IMPORT_APPLY_CUSTOMERS = _load("import_apply_customers")
+IMPORT_UPDATE_CUSTOMER_VERSIONS = _load("import_update_customer_versions")
 IMPORT_DELETE_IDENTIFIERS = _load("import_delete_identifiers")
 IMPORT_INSERT_IDENTIFIERS = _load("import_insert_identifiers")
 IMPORT_DELETE_CHANGED_FLEETS = _load("import_delete_changed_fleets")
@@ -55,12 +54,12 @@ class StagingTable(Enum):
     # except identifiers, which stage in the order their records are read.
     ORGS = ("import_orgs", ("line", *ORG_COLUMNS))
     PROGRAMS = ("import_programs", ("line", *PROGRAM_COLUMNS))
-    CUSTOMERS = ("import_customers", ("line", *CUSTOMER_COLUMNS))
+    CUSTOMERS = ("import_customers", ("line", *CUSTOMER_COLUMNS, "as_of"))
     IDENTIFIERS = (
         "import_identifiers",
         ("line", "org_id", "customer_id", "source", "account_id", "type", "value"),
     )
-    FLEETS = ("import_fleets", ("line", *FLEET_COLUMNS))
+    FLEETS = ("import_fleets", ("line", *FLEET_COLUMNS, "as_of"))
     BALANCES = ("import_balances", ("line", *BALANCE_COLUMNS, "as_of"))
 
     @property
@@ -97,12 +96,31 @@ async def lock_import(connection: asyncpg.Connection) -> None:
     await connection.execute(IMPORT_LOCK)
 
 
-async def drop_outdated(connection: asyncpg.Connection) -> int:
-    """Drop the staged balance records that are not newer than another of the file or than what is stored
-    (both versioned); returns how many. Call under the import lock, before the checks."""
-    superseded = await connection.fetchval(IMPORT_DROP_SUPERSEDED_BALANCES)
-    stale = await connection.fetchval(IMPORT_DROP_STALE_BALANCES)
-    return int(superseded) + int(stale)
+async def drop_outdated(connection: asyncpg.Connection, versioned: Iterable[StagingTable]) -> int:
+    """Drop the staged records of the versioned tables that are not newer than another of the file or than
+    what is stored (both versioned); returns how many. Call before the checks."""
+    dropped = 0
+    for table in versioned:
+        for statement in _DROP_OUTDATED[table]:
+            dropped += await connection.fetchval(statement)
+    return dropped
+
+
+def has_versions(table: StagingTable, rows: Iterable[tuple[Any, ...]]) -> bool:
+    """Whether some of these staging rows carry a version (asOf), making drop_outdated's work for the table."""
+    return table in _DROP_OUTDATED and any(row[-1] is not None for row in rows)
+
+
+# For each kind of record that may carry a version (its last staging column): the statements that drop the
+# records another of the file supersedes, then those no newer than what is stored.
+_DROP_OUTDATED = {
+    table: (_load(f"import_drop_superseded_{name}"), _load(f"import_drop_stale_{name}"))
+    for table, name in (
+        (StagingTable.CUSTOMERS, "customers"),
+        (StagingTable.FLEETS, "fleets"),
+        (StagingTable.BALANCES, "balances"),
+    )
+}
 
 
 async def stage(connection: asyncpg.Connection, table: StagingTable, rows: Iterable[tuple[Any, ...]]) -> None:
@@ -145,6 +163,7 @@ async def apply_staged(connection: asyncpg.Connection) -> Problem | None:
         await connection.execute(IMPORT_CLEAR_DEFAULTS)
         await connection.execute(IMPORT_APPLY_PROGRAMS)
         await connection.execute(IMPORT_APPLY_CUSTOMERS)
+        await connection.execute(IMPORT_UPDATE_CUSTOMER_VERSIONS)
         await connection.execute(IMPORT_DELETE_IDENTIFIERS)
         await connection.execute(IMPORT_INSERT_IDENTIFIERS)
         await connection.execute(IMPORT_DELETE_CHANGED_FLEETS)

@@ -33,6 +33,7 @@ from gateway.db.importing import (
     check_staged,
     create_session_staging,
     drop_outdated,
+    has_versions,
     lock_import,
     stage,
 )
@@ -141,7 +142,9 @@ async def apply_batch(connection: asyncpg.Connection, rows: StagedRows, lines: i
             if staged:
                 await stage(connection, table, staged)
         await lock_import(connection)
-        skipped = await drop_outdated(connection)
+        skipped = await drop_outdated(
+            connection, [table for table, staged in rows.items() if has_versions(table, staged)]
+        )
         problem = await check_staged(connection, analyze=lines >= ANALYZE_FROM_LINES)
         if problem is None:
             problem = await apply_staged(connection)

@@ -25,6 +25,7 @@ from gateway.db.importing import (
     begin_import,
     check_staged,
     drop_outdated,
+    has_versions,
     lock_import,
     stage,
 )
@@ -66,8 +67,8 @@ class ImportSummary:
     identifiers: int = 0
     fleets: int = 0
     balances: int = 0
-    # Versioned balance records skipped: not newer than another of the file, or than the balance stored.
-    skipped_balances: int = 0
+    # Versioned records skipped: not newer than another of the file, or than what is stored.
+    skipped: int = 0
     # Lines read, blank ones included (for the import metrics; not part of what the file holds).
     lines: int = field(default=0, compare=False)
 
@@ -81,12 +82,12 @@ async def import_file(connection: asyncpg.Connection, path: Path, *, progress: b
     ):
         async with connection.transaction():
             await begin_import(connection)
-            summary = await _stage_file(connection, file, bar)
+            summary, versioned = await _stage_file(connection, file, bar)
             # Read and staged without the lock: only checking and applying make other imports wait.
             bar.set_postfix_str("waiting for other imports")
             await lock_import(connection)
             bar.set_postfix_str("checking")
-            skipped = await drop_outdated(connection)
+            skipped = await drop_outdated(connection, versioned)
             problem = await check_staged(connection)
             if problem is None:
                 bar.set_postfix_str("applying")
@@ -94,7 +95,7 @@ async def import_file(connection: asyncpg.Connection, path: Path, *, progress: b
             if problem is not None:
                 raise ImportFailed(problem.line, problem.reason)
             bar.set_postfix_str("done")
-    return replace(summary, skipped_balances=skipped)
+    return replace(summary, skipped=skipped)
 
 
 def _open(path: Path) -> tuple[BinaryIO, int]:
@@ -170,13 +171,19 @@ class _Reader:
         )
 
 
-async def _stage_file(connection: asyncpg.Connection, file: BinaryIO, bar: tqdm[Any]) -> ImportSummary:
+async def _stage_file(
+    connection: asyncpg.Connection, file: BinaryIO, bar: tqdm[Any]
+) -> tuple[ImportSummary, set[StagingTable]]:
+    """Stage the whole file; returns what it holds and the staging tables that received versioned rows."""
     reader = _Reader(file, bar)
+    versioned: set[StagingTable] = set()
     reading = asyncio.ensure_future(asyncio.to_thread(reader.next_batches))
     try:
         while (batches := await reading) is not None:
             reading = asyncio.ensure_future(asyncio.to_thread(reader.next_batches))
             for table, rows in batches:
+                if table not in versioned and has_versions(table, rows):
+                    versioned.add(table)
                 await stage(connection, table, rows)
     finally:
         # Should a COPY fail, the reader must be done with the file before it is closed.
@@ -184,7 +191,7 @@ async def _stage_file(connection: asyncpg.Connection, file: BinaryIO, bar: tqdm[
             await asyncio.wait([reading])
         if not reading.cancelled():
             reading.exception()  # retrieved, so that asyncio does not log it as lost
-    return reader.summary()
+    return reader.summary(), versioned
 
 
 def parse_record(raw: bytes, line: int) -> Record | None:
@@ -217,7 +224,7 @@ def _add_program(rows: StagedRows, line: int, record: ProgramRecord) -> int:
 
 
 def _add_customer(rows: StagedRows, line: int, record: CustomerRecord) -> int:
-    rows[StagingTable.CUSTOMERS].append((line, record.org_id, record.id))
+    rows[StagingTable.CUSTOMERS].append((line, record.org_id, record.id, record.as_of))
     staged = rows[StagingTable.IDENTIFIERS]
     for identifier in record.identifiers:
         staged.append(
@@ -235,7 +242,9 @@ def _add_customer(rows: StagedRows, line: int, record: CustomerRecord) -> int:
 
 
 def _add_fleet(rows: StagedRows, line: int, record: FleetRecord) -> int:
-    rows[StagingTable.FLEETS].append((line, record.org_id, record.id, record.external_id, record.primary_user_id))
+    rows[StagingTable.FLEETS].append(
+        (line, record.org_id, record.id, record.external_id, record.primary_user_id, record.as_of)
+    )
     return 0
 
 

@@ -67,6 +67,7 @@ class CustomerRecord:
     id: int
     org_id: int
     identifiers: tuple[IdentifierRecord, ...]
+    as_of: datetime | None = None  # the engine's version of the identifier set (see BalanceRecord)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,7 @@ class FleetRecord:
     org_id: int
     external_id: str
     primary_user_id: int
+    as_of: datetime | None = None  # the engine's version of the fleet (see BalanceRecord)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,11 +171,13 @@ def _parse_org(obj: dict[str, Any]) -> OrgRecord:
 
 def _parse_program(obj: dict[str, Any]) -> ProgramRecord:
     _check_fields(obj, "program record", _PROGRAM_REQUIRED)
-    return ProgramRecord(_program_id(obj, "id"), _id(obj, "orgId"), _name(obj, "name"), _boolean(obj, "default"))
+    return ProgramRecord(
+        _id(obj, "id", MAX_PROGRAM_ID), _id(obj, "orgId"), _name(obj, "name"), _boolean(obj, "default")
+    )
 
 
 def _parse_customer(obj: dict[str, Any]) -> CustomerRecord:
-    _check_fields(obj, "customer record", _CUSTOMER_REQUIRED)
+    _check_fields(obj, "customer record", _CUSTOMER_REQUIRED, _VERSIONED)
     customer_id = _id(obj, "id")
     org_id = _id(obj, "orgId")
     raw = obj["identifiers"]
@@ -189,7 +193,7 @@ def _parse_customer(obj: dict[str, Any]) -> CustomerRecord:
                     f"identifiers[{index}] is the same identifier as identifiers[{first[identifier]}] once normalised"
                 )
             first[identifier] = index
-    return CustomerRecord(customer_id, org_id, identifiers)
+    return CustomerRecord(customer_id, org_id, identifiers, _version(obj))
 
 
 def _identifier(item: Any, index: int) -> IdentifierRecord:
@@ -217,25 +221,25 @@ def _identifier(item: Any, index: int) -> IdentifierRecord:
 
 
 def _parse_fleet(obj: dict[str, Any]) -> FleetRecord:
-    _check_fields(obj, "fleet record", _FLEET_REQUIRED)
+    _check_fields(obj, "fleet record", _FLEET_REQUIRED, _VERSIONED)
     # Stored the way a FLEET lookup by EXTERNAL_ID normalises what it is sent.
     external_id = normalise(IdentifierType.EXTERNAL_ID, _text(obj, "externalId"))
     if not external_id.strip():
         raise RecordError('field "externalId" must not be blank')
-    return FleetRecord(_id(obj, "id"), _id(obj, "orgId"), external_id, _id(obj, "primaryUserId"))
+    return FleetRecord(_id(obj, "id"), _id(obj, "orgId"), external_id, _id(obj, "primaryUserId"), _version(obj))
 
 
 def _parse_balance(obj: dict[str, Any]) -> BalanceRecord:
-    _check_fields(obj, "balance record", _BALANCE_REQUIRED, _BALANCE_OPTIONAL)
+    _check_fields(obj, "balance record", _BALANCE_REQUIRED, _VERSIONED)
     return BalanceRecord(
         org_id=_id(obj, "orgId"),
         entity_type=_enum(obj, "entityType", _ENTITY_TYPES, _ENTITY_TYPE_NAMES),
         entity_id=_id(obj, "entityId"),
-        program_id=_program_id(obj, "programId"),
+        program_id=_id(obj, "programId", MAX_PROGRAM_ID),
         main_points=_points(obj, "mainPoints"),
         delayed_accrual_points=_points(obj, "delayedAccrualPoints"),
         external_trigger_based_points=_points(obj, "externalTriggerBasedPoints"),
-        as_of=_timestamp(obj, "asOf") if "asOf" in obj else None,
+        as_of=_version(obj),
     )
 
 
@@ -256,7 +260,7 @@ _IDENTIFIER_ALL = _IDENTIFIER_REQUIRED | _IDENTIFIER_OPTIONAL
 _FLEET_REQUIRED = frozenset({"kind", "id", "orgId", "externalId", "primaryUserId"})
 _BALANCE_POINTS = ("mainPoints", "delayedAccrualPoints", "externalTriggerBasedPoints")
 _BALANCE_REQUIRED = frozenset({"kind", "orgId", "entityType", "entityId", "programId", *_BALANCE_POINTS})
-_BALANCE_OPTIONAL = frozenset({"asOf"})
+_VERSIONED = frozenset({"asOf"})
 _NO_FIELDS: frozenset[str] = frozenset()
 
 
@@ -290,18 +294,11 @@ def _check_fields(
         raise RecordError(f"missing field {json.dumps(min(missing))} in {where}")
 
 
-def _id(obj: dict[str, Any], field: str) -> int:
+def _id(obj: dict[str, Any], field: str, maximum: int = MAX_ENTITY_ID) -> int:
     value = obj[field]
     # type() rather than isinstance(): JSON true must not pass for the id 1.
-    if type(value) is not int or not 0 < value <= MAX_ENTITY_ID:
-        raise RecordError(f'field "{field}" must be an integer from 1 to {MAX_ENTITY_ID}, got {_show(value)}')
-    return value
-
-
-def _program_id(obj: dict[str, Any], field: str) -> int:
-    value = obj[field]
-    if type(value) is not int or not 0 < value <= MAX_PROGRAM_ID:
-        raise RecordError(f'field "{field}" must be an integer from 1 to {MAX_PROGRAM_ID}, got {_show(value)}')
+    if type(value) is not int or not 0 < value <= maximum:
+        raise RecordError(f'field "{field}" must be an integer from 1 to {maximum}, got {_show(value)}')
     return value
 
 
@@ -391,10 +388,13 @@ def _show(value: Any) -> str:
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)")
 
 
-def _timestamp(obj: dict[str, Any], field: str) -> datetime:
-    value = obj[field]
+def _version(obj: dict[str, Any]) -> datetime | None:
+    """A record's optional "asOf"."""
+    if "asOf" not in obj:
+        return None
+    value = obj["asOf"]
     with contextlib.suppress(ValueError):  # a date that does not exist (2026-02-30)
         if type(value) is str and _TIMESTAMP.fullmatch(value):
             return datetime.fromisoformat(value)
     example = '"2026-12-02T10:15:30.123456Z"'
-    raise RecordError(f"field {json.dumps(field)} must be an RFC 3339 timestamp like {example}, not {_show(value)}")
+    raise RecordError(f'field "asOf" must be an RFC 3339 timestamp like {example}, not {_show(value)}')

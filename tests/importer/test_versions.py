@@ -1,4 +1,4 @@
-"""Versioned balances (`asOf`): a change no newer than what is stored is skipped, so no balance moves back."""
+"""Versioned records (`asOf`): a change no newer than what is stored is skipped, so nothing moves back."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from gateway.importer import ImportFailed, import_file
-from tests.importer import balance, customer, identifier, org, program, write_jsonl
+from tests.importer import balance, customer, fleet, identifier, org, program, write_jsonl
 
 ORG, PROGRAM, TOM = 1, 10, 100
 START = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
@@ -50,15 +50,15 @@ async def world(connection: asyncpg.Connection, tmp_path: Path) -> None:
 async def test_an_older_batch_replayed_after_a_newer_one_changes_nothing(connection, world, tmp_path):
     newer = write_jsonl(tmp_path / "newer.jsonl", [versioned("200", 20)])
     older = write_jsonl(tmp_path / "older.jsonl", [versioned("100", 10)])
-    assert (await import_file(connection, newer, progress=False)).skipped_balances == 0
+    assert (await import_file(connection, newer, progress=False)).skipped == 0
     summary = await import_file(connection, older, progress=False)
-    assert (summary.balances, summary.skipped_balances) == (1, 1)
+    assert (summary.balances, summary.skipped) == (1, 1)
     assert await stored(connection) == (Decimal("200.000"), START + timedelta(seconds=20))
     # The same version again: a retry, skipped too.
-    assert (await import_file(connection, newer, progress=False)).skipped_balances == 1
+    assert (await import_file(connection, newer, progress=False)).skipped == 1
     # Microseconds count.
     just_newer = write_jsonl(tmp_path / "just-newer.jsonl", [versioned("201", 20.000001)])
-    assert (await import_file(connection, just_newer, progress=False)).skipped_balances == 0
+    assert (await import_file(connection, just_newer, progress=False)).skipped == 0
     assert (await stored(connection))[0] == Decimal("201.000")
 
 
@@ -74,7 +74,7 @@ async def test_a_record_without_as_of_replaces_the_balance_as_before(connection,
 async def test_within_one_file_the_newest_version_wins(connection, world, tmp_path):
     lines = [versioned("300", 30), versioned("100", 10), versioned("200", 20)]
     summary = await import_file(connection, write_jsonl(tmp_path / "three.jsonl", lines), progress=False)
-    assert summary.skipped_balances == 2
+    assert summary.skipped == 2
     assert await stored(connection) == (Decimal("300.000"), START + timedelta(seconds=30))
 
 
@@ -137,3 +137,56 @@ async def test_concurrent_feeders_never_move_a_balance_backwards(database_url, c
         assert versions, "the reader saw nothing"
         assert versions == sorted(versions), f"balance of {entity} moved backwards"
         assert await stored(connection, entity) == (Decimal(changes * 2), START + timedelta(seconds=changes * 2))
+
+
+async def identifier_values(connection: asyncpg.Connection, customer_id: int) -> list[str]:
+    rows = await connection.fetch(
+        "SELECT value FROM customer_identifiers WHERE org_id = $1 AND customer_id = $2 ORDER BY value",
+        ORG,
+        customer_id,
+    )
+    return [row["value"] for row in rows]
+
+
+def customer_at(seconds: float | None, *values: str) -> dict[str, Any]:
+    record = customer(TOM, ORG, *(identifier("EXTERNAL_ID", value) for value in values))
+    if seconds is not None:
+        record["asOf"] = at(seconds)
+    return record
+
+
+async def test_an_older_identifier_set_never_replaces_a_newer_one(connection, world, tmp_path):
+    await import_file(connection, write_jsonl(tmp_path / "new.jsonl", [customer_at(20, "new")]), progress=False)
+    summary = await import_file(
+        connection, write_jsonl(tmp_path / "old.jsonl", [customer_at(10, "old-a", "old-b")]), progress=False
+    )
+    assert (summary.customers, summary.skipped) == (1, 1)
+    assert await identifier_values(connection, TOM) == ["new"]
+    # Within one file the newest wins, its identifiers with it; the older record's identifiers are not
+    # checked against anything (they would clash with another customer's here).
+    lines = [customer_at(40, "newest"), customer_at(30, f"ext-{TOM + 1}")]
+    summary = await import_file(connection, write_jsonl(tmp_path / "two.jsonl", lines), progress=False)
+    assert summary.skipped == 1
+    assert await identifier_values(connection, TOM) == ["newest"]
+    # Unversioned: replaces as before, and leaves the customer unversioned.
+    await import_file(connection, write_jsonl(tmp_path / "plain.jsonl", [customer_at(None, "plain")]), progress=False)
+    assert await identifier_values(connection, TOM) == ["plain"]
+    assert await connection.fetchval("SELECT as_of FROM customers WHERE customer_id = $1", TOM) is None
+    await import_file(connection, write_jsonl(tmp_path / "any.jsonl", [customer_at(1, "any")]), progress=False)
+    assert await identifier_values(connection, TOM) == ["any"]
+
+
+async def test_an_older_fleet_never_replaces_a_newer_one(connection, world, tmp_path):
+    def fleet_at(seconds: float, external_id: str, primary_user_id: int) -> dict[str, Any]:
+        return {**fleet(900, ORG, external_id, primary_user_id), "asOf": at(seconds)}
+
+    await import_file(connection, write_jsonl(tmp_path / "a.jsonl", [fleet_at(20, "F-NEW", TOM)]), progress=False)
+    summary = await import_file(
+        connection, write_jsonl(tmp_path / "b.jsonl", [fleet_at(10, "F-OLD", TOM + 1)]), progress=False
+    )
+    assert (summary.fleets, summary.skipped) == (1, 1)
+    row = await connection.fetchrow("SELECT external_id, primary_user_id, as_of FROM fleets WHERE fleet_id = 900")
+    assert tuple(row) == ("F-NEW", TOM, START + timedelta(seconds=20))
+    # A newer version applies, even with nothing else changed.
+    await import_file(connection, write_jsonl(tmp_path / "c.jsonl", [fleet_at(30, "F-NEW", TOM)]), progress=False)
+    assert await connection.fetchval("SELECT as_of FROM fleets WHERE fleet_id = 900") == START + timedelta(seconds=30)

@@ -3,7 +3,7 @@
 -- rows means far less buffer churn and WAL. NOT EXISTS rather than ON
 -- CONFLICT: a speculative insertion costs an extra WAL record per row, and
 -- the import lock already keeps other imports out.
-INSERT INTO customers (org_id, customer_id)
-SELECT org_id, customer_id FROM import_customers i
+INSERT INTO customers (org_id, customer_id, as_of)
+SELECT org_id, customer_id, as_of FROM import_customers i
 WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.org_id = i.org_id AND c.customer_id = i.customer_id)
 ORDER BY org_id, customer_id

@@ -19,7 +19,8 @@ CREATE TEMP TABLE import_programs (
 CREATE TEMP TABLE import_customers (
     line        bigint NOT NULL,
     org_id      bigint NOT NULL,
-    customer_id bigint NOT NULL
+    customer_id bigint NOT NULL,
+    as_of       timestamptz
 ) ON COMMIT DROP;
 CREATE TEMP TABLE import_identifiers (
     line        bigint NOT NULL,
@@ -35,7 +36,8 @@ CREATE TEMP TABLE import_fleets (
     org_id          bigint NOT NULL,
     fleet_id        bigint NOT NULL,
     external_id     text NOT NULL,
-    primary_user_id bigint NOT NULL
+    primary_user_id bigint NOT NULL,
+    as_of           timestamptz
 ) ON COMMIT DROP;
 CREATE TEMP TABLE import_balances (
     line                    bigint NOT NULL,
