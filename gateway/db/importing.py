@@ -41,8 +41,7 @@ IMPORT_DELETE_IDENTIFIERS = _load("import_delete_identifiers")
 IMPORT_INSERT_IDENTIFIERS = _load("import_insert_identifiers")
 IMPORT_DELETE_CHANGED_FLEETS = _load("import_delete_changed_fleets")
 IMPORT_INSERT_FLEETS = _load("import_insert_fleets")
-IMPORT_UPDATE_BALANCES = _load("import_update_balances")
-IMPORT_INSERT_BALANCES = _load("import_insert_balances")
+IMPORT_WRITE_BALANCES = _load("import_write_balances")
 IMPORT_FIND_IDENTIFIER_CONFLICTS = _load("import_find_identifier_conflicts")
 IMPORT_FIND_SHARED_IDENTIFIERS = _load("import_find_shared_identifiers")
 
@@ -91,14 +90,9 @@ async def create_session_staging(connection: asyncpg.Connection) -> None:
     await connection.execute(IMPORT_STAGING.replace("ON COMMIT DROP", "ON COMMIT DELETE ROWS"))
 
 
-async def lock_import(connection: asyncpg.Connection) -> None:
-    """Wait for the other imports to apply theirs, then hold the import lock to the end of the transaction."""
-    await connection.execute(IMPORT_LOCK)
-
-
 async def drop_outdated(connection: asyncpg.Connection, versioned: Iterable[StagingTable]) -> int:
     """Drop the staged records of the versioned tables that are not newer than another of the file or than
-    what is stored (both versioned); returns how many. Call before the checks."""
+    what is stored (both versioned); returns how many."""
     dropped = 0
     for table in versioned:
         for statement in _DROP_OUTDATED[table]:
@@ -128,13 +122,37 @@ async def stage(connection: asyncpg.Connection, table: StagingTable, rows: Itera
     await connection.copy_records_to_table(table.table_name, records=rows, columns=table.columns)
 
 
-async def check_staged(connection: asyncpg.Connection, *, analyze: bool = True) -> Problem | None:
-    """The first problem the staged file has before anything is applied, or None.
+async def check_and_apply(
+    connection: asyncpg.Connection, *, versioned: Iterable[StagingTable], balances_only: bool, large: bool
+) -> tuple[int, Problem | None]:
+    """Check and apply what is staged, in the caller's transaction: returns the versioned records skipped as
+    not newer, and the first problem (then the caller must roll back, nothing of the file being applied).
 
-    `analyze` gathers the staging tables' statistics first, so that a large file's checks and apply get
-    plans for its size; a small batch does without (and writes no statistics rows)."""
-    if analyze:
+    `balances_only` (nothing else staged) skips the import lock and the rules about the other records;
+    `large` gathers the staging tables' statistics first and gives the checks room, so that a large file's
+    plans fit its size (a small batch does without, and writes no statistics rows)."""
+    if not balances_only:
+        # Wait for the other imports to apply theirs; held to the end of the transaction.
+        await connection.execute(IMPORT_LOCK)
+    if large:
+        await connection.execute(_CHECK_MEMORY)
+    skipped = await drop_outdated(connection, versioned)
+    if large:
         await connection.execute(IMPORT_ANALYZE_STAGING)
+    problem = await check_staged(connection)
+    if problem is None and not balances_only:
+        problem = await _apply_entities(connection)
+    if problem is None:
+        problem = await _applied(connection, IMPORT_WRITE_BALANCES)
+    return skipped, problem
+
+
+# Room for the set-based checks' hashes and sorts over a large file.
+_CHECK_MEMORY = "SET LOCAL work_mem = '256MB'"
+
+
+async def check_staged(connection: asyncpg.Connection) -> Problem | None:
+    """The first problem the staged file has before anything is applied, or None."""
     # In this order: a duplicate record would make the later checks name the
     # wrong line, and a missing reference would make the rules below moot.
     for statement in (
@@ -149,32 +167,28 @@ async def check_staged(connection: asyncpg.Connection, *, analyze: bool = True) 
     return None
 
 
-async def apply_staged(connection: asyncpg.Connection) -> Problem | None:
-    """Apply the staged file, then return the first identifier-uniqueness problem, or None.
+async def _apply_entities(connection: asyncpg.Connection) -> Problem | None:
+    """Apply the staged orgs, programs, customers and fleets, then return the first identifier-uniqueness
+    problem, or None.
 
-    On a problem the caller must roll the transaction back: the rules are
-    checked against the state after applying, which is simplest to get by
-    applying.
-    """
+    The rules are checked against the state after applying, which is simplest to get by applying. Balances
+    come after, last of all: their rows, which `import --follow` writes too, are then locked only from
+    their write to the commit."""
     changed = await connection.fetch(IMPORT_FIND_CHANGED_ORG_SETTINGS)
-    try:
-        # Parents before children: the foreign keys are checked row by row.
-        await connection.execute(IMPORT_APPLY_ORGS)
-        await connection.execute(IMPORT_CLEAR_DEFAULTS)
-        await connection.execute(IMPORT_APPLY_PROGRAMS)
-        await connection.execute(IMPORT_APPLY_CUSTOMERS)
-        await connection.execute(IMPORT_UPDATE_CUSTOMER_VERSIONS)
-        await connection.execute(IMPORT_DELETE_IDENTIFIERS)
-        await connection.execute(IMPORT_INSERT_IDENTIFIERS)
-        await connection.execute(IMPORT_DELETE_CHANGED_FLEETS)
-        await connection.execute(IMPORT_INSERT_FLEETS)
-        await connection.execute(IMPORT_UPDATE_BALANCES)
-        await connection.execute(IMPORT_INSERT_BALANCES)
-    except asyncpg.IntegrityConstraintViolationError as error:
-        # The checks above are meant to make this impossible; should a rule of
-        # the schema still be broken, say which one rather than fail blindly.
-        constraint = getattr(error, "constraint_name", None) or type(error).__name__
-        return Problem(None, f"the file breaks the database rule {constraint}")
+    # Parents before children: the foreign keys are checked row by row.
+    for statement in (
+        IMPORT_APPLY_ORGS,
+        IMPORT_CLEAR_DEFAULTS,
+        IMPORT_APPLY_PROGRAMS,
+        IMPORT_APPLY_CUSTOMERS,
+        IMPORT_UPDATE_CUSTOMER_VERSIONS,
+        IMPORT_DELETE_IDENTIFIERS,
+        IMPORT_INSERT_IDENTIFIERS,
+        IMPORT_DELETE_CHANGED_FLEETS,
+        IMPORT_INSERT_FLEETS,
+    ):
+        if problem := await _applied(connection, statement):
+            return problem
 
     problems = [await connection.fetchrow(IMPORT_FIND_IDENTIFIER_CONFLICTS)]
     if changed:
@@ -187,3 +201,14 @@ async def apply_staged(connection: asyncpg.Connection) -> Problem | None:
         )
     found = [Problem(row["line"], row["reason"]) for row in problems if row is not None]
     return min(found, key=lambda problem: problem.line or 0, default=None)
+
+
+async def _applied(connection: asyncpg.Connection, statement: str) -> Problem | None:
+    try:
+        await connection.execute(statement)
+    except asyncpg.IntegrityConstraintViolationError as error:
+        # The checks are meant to make this impossible; should a rule of the
+        # schema still be broken, say which one rather than fail blindly.
+        constraint = getattr(error, "constraint_name", None) or type(error).__name__
+        return Problem(None, f"the file breaks the database rule {constraint}")
+    return None

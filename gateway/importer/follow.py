@@ -5,8 +5,10 @@ into batches: a batch is applied once it holds `batch_lines` lines, or once its 
 `batch_wait` seconds, whichever comes first. Each batch is one transaction with the checks of `import`: a bad
 line fails its own batch, named by its line number in the stream, and nothing of that batch is applied; the
 next batch goes on. The staging tables are created once per connection (emptied by each commit), so a
-batch creates no table. A batch takes the import lock only to check and apply: a bulk `import` running
-meanwhile holds it up only while that import checks and applies, not while it reads its file.
+batch creates no table. A batch of balances alone, the usual change, takes no import lock: a bulk `import`
+running meanwhile holds it up only if both write the same balance, and then only from the bulk import's
+write of its balances (its last step) to its commit. A batch with other records takes the import lock to
+check and apply: it waits while a bulk import checks and applies, not while that import reads its file.
 
 A lost connection (the database restarting) is opened again and the batch in flight applied again: it was
 rolled back, or, had its commit happened, applying it again changes nothing (versioned balances are
@@ -27,21 +29,12 @@ from typing import BinaryIO
 
 import asyncpg
 
-from gateway.db.importing import (
-    StagingTable,
-    apply_staged,
-    check_staged,
-    create_session_staging,
-    drop_outdated,
-    has_versions,
-    lock_import,
-    stage,
-)
+from gateway.db.importing import StagingTable, check_and_apply, create_session_staging, has_versions, stage
 from gateway.db.pool import CONNECTION_ERRORS
 from gateway.importer.jsonl import ADDERS, ImportFailed, StagedRows, parse_record
 
-# Staging tables of batches this large are analyzed before the checks, so that their plans fit their size.
-ANALYZE_FROM_LINES = 5_000
+# Batches this large are checked as a large file is (see check_and_apply), so that their plans fit their size.
+LARGE_FROM_LINES = 5_000
 # How long a growing file is left alone once its end is reached.
 _POLL_SECONDS = 0.02
 # Reconnecting after a lost connection: the first pause, the longest, and when to give up.
@@ -141,13 +134,12 @@ async def apply_batch(connection: asyncpg.Connection, rows: StagedRows, lines: i
         for table, staged in rows.items():
             if staged:
                 await stage(connection, table, staged)
-        await lock_import(connection)
-        skipped = await drop_outdated(
-            connection, [table for table, staged in rows.items() if has_versions(table, staged)]
+        skipped, problem = await check_and_apply(
+            connection,
+            versioned=[table for table, staged in rows.items() if has_versions(table, staged)],
+            balances_only=not any(staged for table, staged in rows.items() if table is not StagingTable.BALANCES),
+            large=lines >= LARGE_FROM_LINES,
         )
-        problem = await check_staged(connection, analyze=lines >= ANALYZE_FROM_LINES)
-        if problem is None:
-            problem = await apply_staged(connection)
         if problem is not None:
             raise ImportFailed(problem.line, problem.reason)
     return skipped

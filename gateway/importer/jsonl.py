@@ -19,16 +19,7 @@ from typing import Any, BinaryIO
 import asyncpg
 from tqdm import tqdm
 
-from gateway.db.importing import (
-    StagingTable,
-    apply_staged,
-    begin_import,
-    check_staged,
-    drop_outdated,
-    has_versions,
-    lock_import,
-    stage,
-)
+from gateway.db.importing import StagingTable, begin_import, check_and_apply, has_versions, stage
 from gateway.importer.progress import progress_bar
 from gateway.importer.records import (
     BalanceRecord,
@@ -83,15 +74,12 @@ async def import_file(connection: asyncpg.Connection, path: Path, *, progress: b
         async with connection.transaction():
             await begin_import(connection)
             summary, versioned = await _stage_file(connection, file, bar)
-            # Read and staged without the lock: only checking and applying make other imports wait.
-            bar.set_postfix_str("waiting for other imports")
-            await lock_import(connection)
-            bar.set_postfix_str("checking")
-            skipped = await drop_outdated(connection, versioned)
-            problem = await check_staged(connection)
-            if problem is None:
-                bar.set_postfix_str("applying")
-                problem = await apply_staged(connection)
+            # Read and staged without the import lock: only checking and applying make other imports wait.
+            balances_only = not (summary.orgs or summary.programs or summary.customers or summary.fleets)
+            bar.set_postfix_str("checking" if balances_only else "waiting for other imports, then checking")
+            skipped, problem = await check_and_apply(
+                connection, versioned=versioned, balances_only=balances_only, large=True
+            )
             if problem is not None:
                 raise ImportFailed(problem.line, problem.reason)
             bar.set_postfix_str("done")

@@ -8,9 +8,11 @@ import signal
 from collections.abc import Iterator
 from decimal import Decimal
 
+import asyncpg
 import pytest
 
-from tests.importer import balance
+from gateway.db.importing import IMPORT_LOCK
+from tests.importer import balance, customer, identifier
 from tests.importer.feeds import CUSTOMERS, ORG, PROGRAM, Feed, main_points, seed, visible_after
 
 
@@ -97,3 +99,44 @@ async def test_a_growing_file_is_followed_as_it_grows(connection, database_url, 
             following.process.wait()
     assert status == 0, err
     assert "1 of 1 records applied" in out
+
+
+async def test_balances_do_not_wait_for_a_bulk_import_that_does_not_write_them(
+    connection, database_url, feed, tmp_path
+):
+    """A bulk import in its check-and-apply phase holds the import lock to its commit, and the row locks of
+    the balances it wrote. A batch of balances alone waits for neither, except on a balance both write; a
+    batch with other records waits for the lock."""
+    await seed(connection, tmp_path)
+    first, second, third = CUSTOMERS[:3]
+    bulk = await asyncpg.connect(database_url)
+    try:
+        async with bulk.transaction():
+            await bulk.execute(IMPORT_LOCK)
+            await bulk.execute(
+                "INSERT INTO balances VALUES ($1, 'CUSTOMER', $2, $3, 500, 0, 0, NULL)", ORG, first, PROGRAM
+            )
+            feed.write(balance(ORG, second, PROGRAM, main="2"))  # line 1
+            await visible_after(connection, second, Decimal("2.000"))
+            feed.write(balance(ORG, first, PROGRAM, main="1"))  # line 2: the balance the bulk import wrote
+            await asyncio.sleep(0.5)
+            assert await main_points(connection, first) is None
+        await visible_after(connection, first, Decimal("1.000"))  # applied after the bulk import's 500
+        async with bulk.transaction():
+            await bulk.execute(IMPORT_LOCK)
+            feed.write(customer(third, ORG, identifier("EXTERNAL_ID", "moved")))  # line 3: waits for the lock
+            await asyncio.sleep(0.5)
+            assert await identifier_values(connection, third) == [f"ext-{third}"]
+    finally:
+        await bulk.close()
+    status, out, err = feed.close()
+    assert status == 0, err
+    assert await identifier_values(connection, third) == ["moved"]
+    assert [line.split(":")[0] for line in out.splitlines()] == ["lines 1-1", "lines 2-2", "lines 3-3"]
+
+
+async def identifier_values(connection: asyncpg.Connection, customer_id: int) -> list[str]:
+    rows = await connection.fetch(
+        "SELECT value FROM customer_identifiers WHERE org_id = $1 AND customer_id = $2", ORG, customer_id
+    )
+    return [row["value"] for row in rows]
