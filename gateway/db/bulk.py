@@ -28,6 +28,10 @@ BALANCE_COLUMNS = (
 # The tables that grow with the number of customers: the only ones worth deferring indexes on.
 ENTITY_TABLES = ("customers", "customer_identifiers", "fleets", "balances")
 
+# The big tables whose primary keys a first load builds after loading; its statements for them must then
+# not rely on the key (no ON CONFLICT). Fleets keep theirs: few rows, and their insert relies on it.
+FIRST_LOAD_PRIMARY_KEYS = ("customers", "customer_identifiers", "balances")
+
 # Any fixed number: two bulk loads take turns, so each sees the other's ids when choosing its own.
 _BULK_LOAD_LOCK = 7_311_120_002
 
@@ -52,6 +56,14 @@ WHERE i.indrelid = ANY($1::text[]::regclass[])
   AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conrelid = i.indrelid AND c.conindid = i.indexrelid)
 ORDER BY i.indexrelid
 """
+_PRIMARY_KEYS = """
+SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname) AS drop_statement,
+       format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid))
+           AS create_statement
+FROM pg_constraint c
+WHERE c.contype = 'p' AND c.conrelid = ANY($1::text[]::regclass[])
+ORDER BY c.oid
+"""
 _FOREIGN_KEYS = """
 SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname) AS drop_statement,
        format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid))
@@ -59,6 +71,10 @@ SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conna
 FROM pg_constraint c
 WHERE c.contype = 'f' AND c.conrelid = ANY($1::text[]::regclass[])
 ORDER BY c.oid
+"""
+_ENTITIES_EMPTY = """
+SELECT NOT EXISTS (SELECT FROM customers) AND NOT EXISTS (SELECT FROM customer_identifiers)
+       AND NOT EXISTS (SELECT FROM fleets) AND NOT EXISTS (SELECT FROM balances)
 """
 # Index builds are the long part of restoring; the default 64MB makes them spill to disk.
 _MAINTENANCE_MEMORY = "SET LOCAL maintenance_work_mem = '256MB'"
@@ -103,13 +119,34 @@ async def copy_rows(
     return int(status.rsplit(" ", 1)[-1])
 
 
-async def defer_indexes(connection: asyncpg.Connection, tables: Sequence[str] = ENTITY_TABLES) -> DeferredIndexes:
-    """Drop the secondary indexes and foreign keys of tables; only sound while they are empty."""
+async def defer_indexes(
+    connection: asyncpg.Connection, tables: Sequence[str] = ENTITY_TABLES, *, primary_keys_of: Sequence[str] = ()
+) -> DeferredIndexes:
+    """Drop the secondary indexes and foreign keys of tables, and the primary keys of primary_keys_of (whose
+    loads then need no conflict handling); only sound while they are empty."""
     indexes = await connection.fetch(_SECONDARY_INDEXES, list(tables))
     foreign_keys = await connection.fetch(_FOREIGN_KEYS, list(tables))
-    for row in (*foreign_keys, *indexes):
+    primary_keys = await connection.fetch(_PRIMARY_KEYS, list(primary_keys_of)) if primary_keys_of else []
+    # Foreign keys first: they need the primary keys they point at, which are built first again.
+    for row in (*foreign_keys, *primary_keys, *indexes):
         await connection.execute(row["drop_statement"])
-    return DeferredIndexes(tuple(row["create_statement"] for row in (*indexes, *foreign_keys)))
+    return DeferredIndexes(tuple(row["create_statement"] for row in (*primary_keys, *indexes, *foreign_keys)))
+
+
+async def defer_indexes_if_empty(connection: asyncpg.Connection) -> DeferredIndexes | None:
+    """For an import into a database that holds no customers, fleets or balances yet (a first load): lock
+    the entity tables against other writers and drop their secondary indexes and foreign keys, and the
+    primary keys of FIRST_LOAD_PRIMARY_KEYS, to be built once over the loaded rows (restore_indexes). None,
+    and nothing locked, when they hold rows.
+
+    Dropping takes the tables' exclusive lock, so lookups wait until the load commits; they would find
+    nothing before it anyway. An import into tables that hold rows never does this."""
+    if not await connection.fetchval(_ENTITIES_EMPTY):
+        return None
+    await connection.execute(_LOCK_ENTITY_TABLES)
+    if not await connection.fetchval(_ENTITIES_EMPTY):  # filled meanwhile
+        return None
+    return await defer_indexes(connection, primary_keys_of=FIRST_LOAD_PRIMARY_KEYS)
 
 
 async def restore_indexes(

@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from gateway.db import bulk
 from gateway.db.bulk import BALANCE_COLUMNS, CUSTOMER_COLUMNS, FLEET_COLUMNS, ORG_COLUMNS, PROGRAM_COLUMNS
 
 
@@ -42,6 +43,7 @@ IMPORT_INSERT_IDENTIFIERS = _load("import_insert_identifiers")
 IMPORT_DELETE_CHANGED_FLEETS = _load("import_delete_changed_fleets")
 IMPORT_INSERT_FLEETS = _load("import_insert_fleets")
 IMPORT_WRITE_BALANCES = _load("import_write_balances")
+IMPORT_INSERT_BALANCES = _load("import_insert_balances")
 IMPORT_FIND_IDENTIFIER_CONFLICTS = _load("import_find_identifier_conflicts")
 IMPORT_FIND_SHARED_IDENTIFIERS = _load("import_find_shared_identifiers")
 
@@ -130,10 +132,14 @@ async def check_and_apply(
 
     `balances_only` (nothing else staged) skips the import lock and the rules about the other records;
     `large` gathers the staging tables' statistics first and gives the checks room, so that a large file's
-    plans fit its size (a small batch does without, and writes no statistics rows)."""
+    plans fit its size (a small batch does without, and writes no statistics rows); a large file into a
+    database without customers, fleets or balances (a first load) builds their indexes after loading."""
+    deferred = None
     if not balances_only:
         # Wait for the other imports to apply theirs; held to the end of the transaction.
         await connection.execute(IMPORT_LOCK)
+        if large:
+            deferred = await bulk.defer_indexes_if_empty(connection)
     if large:
         await connection.execute(_CHECK_MEMORY)
     skipped = await drop_outdated(connection, versioned)
@@ -143,8 +149,21 @@ async def check_and_apply(
     if problem is None and not balances_only:
         problem = await _apply_entities(connection)
     if problem is None:
-        problem = await _applied(connection, IMPORT_WRITE_BALANCES)
+        # Into the first load's keyless table, a plain insert: nobody else can write it meanwhile.
+        problem = await _applied(connection, IMPORT_WRITE_BALANCES if deferred is None else IMPORT_INSERT_BALANCES)
+    if problem is None and deferred is not None:
+        problem = await _restored(connection, deferred)
     return skipped, problem
+
+
+async def _restored(connection: asyncpg.Connection, deferred: bulk.DeferredIndexes) -> Problem | None:
+    """The first load's indexes and foreign keys built again, and the statistics for its size gathered."""
+    try:
+        await bulk.restore_indexes(connection, deferred)
+    except asyncpg.IntegrityConstraintViolationError as error:
+        return _broken_rule(error)
+    await bulk.analyze(connection)
+    return None
 
 
 # Room for the set-based checks' hashes and sorts over a large file.
@@ -207,8 +226,12 @@ async def _applied(connection: asyncpg.Connection, statement: str) -> Problem | 
     try:
         await connection.execute(statement)
     except asyncpg.IntegrityConstraintViolationError as error:
-        # The checks are meant to make this impossible; should a rule of the
-        # schema still be broken, say which one rather than fail blindly.
-        constraint = getattr(error, "constraint_name", None) or type(error).__name__
-        return Problem(None, f"the file breaks the database rule {constraint}")
+        return _broken_rule(error)
     return None
+
+
+def _broken_rule(error: asyncpg.IntegrityConstraintViolationError) -> Problem:
+    # The checks are meant to make this impossible; should a rule of the
+    # schema still be broken, say which one rather than fail blindly.
+    constraint = getattr(error, "constraint_name", None) or type(error).__name__
+    return Problem(None, f"the file breaks the database rule {constraint}")
