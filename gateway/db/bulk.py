@@ -72,7 +72,7 @@ FROM pg_constraint c
 WHERE c.contype = 'f' AND c.conrelid = ANY($1::text[]::regclass[])
 ORDER BY c.oid
 """
-_ENTITIES_EMPTY = """
+ENTITIES_EMPTY = """
 SELECT NOT EXISTS (SELECT FROM customers) AND NOT EXISTS (SELECT FROM customer_identifiers)
        AND NOT EXISTS (SELECT FROM fleets) AND NOT EXISTS (SELECT FROM balances)
 """
@@ -141,10 +141,10 @@ async def defer_indexes_if_empty(connection: asyncpg.Connection) -> DeferredInde
 
     Dropping takes the tables' exclusive lock, so lookups wait until the load commits; they would find
     nothing before it anyway. An import into tables that hold rows never does this."""
-    if not await connection.fetchval(_ENTITIES_EMPTY):
+    if not await connection.fetchval(ENTITIES_EMPTY):
         return None
     await connection.execute(_LOCK_ENTITY_TABLES)
-    if not await connection.fetchval(_ENTITIES_EMPTY):  # filled meanwhile
+    if not await connection.fetchval(ENTITIES_EMPTY):  # filled meanwhile
         return None
     return await defer_indexes(connection, primary_keys_of=FIRST_LOAD_PRIMARY_KEYS)
 

@@ -46,6 +46,7 @@ IMPORT_WRITE_BALANCES = _load("import_write_balances")
 IMPORT_INSERT_BALANCES = _load("import_insert_balances")
 IMPORT_FIND_IDENTIFIER_CONFLICTS = _load("import_find_identifier_conflicts")
 IMPORT_FIND_SHARED_IDENTIFIERS = _load("import_find_shared_identifiers")
+FIRST_LOAD_FIND_PROBLEMS = _load("first_load_find_problems")
 
 
 class StagingTable(Enum):
@@ -119,13 +120,56 @@ _DROP_OUTDATED = {
 }
 
 
-async def stage(connection: asyncpg.Connection, table: StagingTable, rows: Iterable[tuple[Any, ...]]) -> None:
-    """Copy one batch of rows into a staging table."""
-    await connection.copy_records_to_table(table.table_name, records=rows, columns=table.columns)
+async def stage(
+    connection: asyncpg.Connection, table: StagingTable, rows: Iterable[tuple[Any, ...]], *, straight: bool = False
+) -> None:
+    """Copy one batch of rows into a staging table, or, `straight` (a first load, see begin_first_load), the
+    rows of customers, identifiers and balances into their own tables."""
+    if straight and table in _STRAIGHT:
+        target, columns = _STRAIGHT[table]
+        await connection.copy_records_to_table(target, records=[row[1:] for row in rows], columns=columns)
+    else:
+        await connection.copy_records_to_table(table.table_name, records=rows, columns=table.columns)
+
+
+# What a first load copies straight into the tables: each staging row, less its line.
+_STRAIGHT = {
+    table: (target, table.columns[1:])
+    for table, target in (
+        (StagingTable.CUSTOMERS, "customers"),
+        (StagingTable.IDENTIFIERS, "customer_identifiers"),
+        (StagingTable.BALANCES, "balances"),
+    )
+}
+
+
+async def begin_first_load(connection: asyncpg.Connection) -> bulk.DeferredIndexes | None:
+    """Before a file is read: when the database holds no customers, fleets or balances, take the import lock
+    and get the tables ready for a first load (see bulk.defer_indexes_if_empty); None when it holds some.
+
+    A first load stages customers, identifiers and balances straight into their tables (stage(straight=
+    True)): the rows that grow with the data are written once, at COPY's pace. check_and_apply(first_load=)
+    then checks the staged records as always, builds the keys, and first_load_holds checks the rest."""
+    if not await connection.fetchval(bulk.ENTITIES_EMPTY):
+        return None
+    await connection.execute(IMPORT_LOCK)
+    return await bulk.defer_indexes_if_empty(connection)
+
+
+async def first_load_holds(connection: asyncpg.Connection) -> bool:
+    """After check_and_apply(first_load=) found no problem: whether the rows copied straight into their tables
+    keep the rules that no key checks. When not, the caller rolls back and imports the file again the
+    usual way, which names the line at fault."""
+    return not await connection.fetchval(FIRST_LOAD_FIND_PROBLEMS)
 
 
 async def check_and_apply(
-    connection: asyncpg.Connection, *, versioned: Iterable[StagingTable], balances_only: bool, large: bool
+    connection: asyncpg.Connection,
+    *,
+    versioned: Iterable[StagingTable],
+    balances_only: bool,
+    large: bool,
+    first_load: bulk.DeferredIndexes | None = None,
 ) -> tuple[int, Problem | None]:
     """Check and apply what is staged, in the caller's transaction: returns the versioned records skipped as
     not newer, and the first problem (then the caller must roll back, nothing of the file being applied).
@@ -133,12 +177,13 @@ async def check_and_apply(
     `balances_only` (nothing else staged) skips the import lock and the rules about the other records;
     `large` gathers the staging tables' statistics first and gives the checks room, so that a large file's
     plans fit its size (a small batch does without, and writes no statistics rows); a large file into a
-    database without customers, fleets or balances (a first load) builds their indexes after loading."""
-    deferred = None
+    database without customers, fleets or balances builds their indexes after loading. `first_load` is
+    begin_first_load's answer, for a file staged straight into the tables."""
+    deferred = first_load
     if not balances_only:
         # Wait for the other imports to apply theirs; held to the end of the transaction.
         await connection.execute(IMPORT_LOCK)
-        if large:
+        if large and deferred is None:
             deferred = await bulk.defer_indexes_if_empty(connection)
     if large:
         await connection.execute(_CHECK_MEMORY)

@@ -19,7 +19,15 @@ from typing import Any, BinaryIO
 import asyncpg
 from tqdm import tqdm
 
-from gateway.db.importing import StagingTable, begin_import, check_and_apply, has_versions, stage
+from gateway.db.importing import (
+    StagingTable,
+    begin_first_load,
+    begin_import,
+    check_and_apply,
+    first_load_holds,
+    has_versions,
+    stage,
+)
 from gateway.importer.progress import progress_bar
 from gateway.importer.records import (
     BalanceRecord,
@@ -66,6 +74,18 @@ class ImportSummary:
 
 async def import_file(connection: asyncpg.Connection, path: Path, *, progress: bool = True) -> ImportSummary:
     """Import a JSON Lines file in one transaction; raises ImportFailed naming the line at fault."""
+    try:
+        return await _import(connection, path, progress=progress, first_load=True)
+    except _Unplaced:
+        # A first load found a problem it cannot place (see begin_first_load): the usual way names its line.
+        return await _import(connection, path, progress=progress, first_load=False)
+
+
+class _Unplaced(Exception):
+    """A first load's file breaks a rule, on a line yet to be found; nothing of it was applied."""
+
+
+async def _import(connection: asyncpg.Connection, path: Path, *, progress: bool, first_load: bool) -> ImportSummary:
     file, size = _open(path)
     with (
         file,
@@ -73,13 +93,17 @@ async def import_file(connection: asyncpg.Connection, path: Path, *, progress: b
     ):
         async with connection.transaction():
             await begin_import(connection)
-            summary, versioned = await _stage_file(connection, file, bar)
-            # Read and staged without the import lock: only checking and applying make other imports wait.
+            deferred = await begin_first_load(connection) if first_load else None
+            summary, versioned = await _stage_file(connection, file, bar, straight=deferred is not None)
+            # Read and staged without the import lock (but for a first load): only checking and applying
+            # make other imports wait.
             balances_only = not (summary.orgs or summary.programs or summary.customers or summary.fleets)
             bar.set_postfix_str("checking" if balances_only else "waiting for other imports, then checking")
             skipped, problem = await check_and_apply(
-                connection, versioned=versioned, balances_only=balances_only, large=True
+                connection, versioned=versioned, balances_only=balances_only, large=True, first_load=deferred
             )
+            if deferred is not None and (problem is not None or not await first_load_holds(connection)):
+                raise _Unplaced
             if problem is not None:
                 raise ImportFailed(problem.line, problem.reason)
             bar.set_postfix_str("done")
@@ -160,7 +184,7 @@ class _Reader:
 
 
 async def _stage_file(
-    connection: asyncpg.Connection, file: BinaryIO, bar: tqdm[Any]
+    connection: asyncpg.Connection, file: BinaryIO, bar: tqdm[Any], *, straight: bool
 ) -> tuple[ImportSummary, set[StagingTable]]:
     """Stage the whole file; returns what it holds and the staging tables that received versioned rows."""
     reader = _Reader(file, bar)
@@ -172,7 +196,7 @@ async def _stage_file(
             for table, rows in batches:
                 if table not in versioned and has_versions(table, rows):
                     versioned.add(table)
-                await stage(connection, table, rows)
+                await stage(connection, table, rows, straight=straight)
     finally:
         # Should a COPY fail, the reader must be done with the file before it is closed.
         if not reading.done():
