@@ -26,14 +26,16 @@ from gateway.access.fair_share import sample_fair_share
 from gateway.access.token_keys import OrgTokenKeys
 from gateway.config import Settings, settings_from_json, settings_to_json
 from gateway.db.database import Database
-from gateway.db.pool import create_pool
-from gateway.edge.cors import cors_middleware, cors_options
+from gateway.db.pool import connect_listener, create_pool
+from gateway.edge.cors import allowed_origins, cors_middleware, cors_options
 from gateway.edge.fallbacks import http_error, refuse_websocket, server_error
 from gateway.edge.graphiql import graphiql_assets
 from gateway.edge.graphql import GraphQLEndpoint
 from gateway.edge.health import healthz, kept_ready, readyz, sample_pool
 from gateway.edge.state import AppState
 from gateway.execution.persisted import PersistedDocuments
+from gateway.live.service import LiveService
+from gateway.live.transport import WebSocketEndpoint
 from gateway.observability.logs import configure_logging, log_format
 from gateway.observability.metrics import MetricsOption, metrics_endpoint
 from gateway.observability.requests import ObservedEndpoint, RequestObserver, query_observer
@@ -52,16 +54,21 @@ class Gateway:
     few nested calls and wrapped `send`s; the endpoint answers its own errors.
     """
 
-    def __init__(self, graphql: ASGIApp, endpoint: GraphQLEndpoint, rest: Starlette) -> None:
+    def __init__(self, graphql: ASGIApp, endpoint: GraphQLEndpoint, live: ASGIApp, rest: Starlette) -> None:
         self.graphql = graphql
         self.endpoint = endpoint
+        self.live = live
         self.rest = rest
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _route_path(scope) == GRAPHQL_PATH:
+        kind = scope["type"]
+        if kind == "http" and _route_path(scope) == GRAPHQL_PATH:
             await self.graphql(scope, receive, send)
-        elif scope["type"] == "websocket":
-            await refuse_websocket(scope, receive, send)
+        elif kind == "websocket":
+            if _route_path(scope) == GRAPHQL_PATH:
+                await self.live(scope, receive, send)
+            else:
+                await refuse_websocket(scope, receive, send)
         else:
             await self.rest(scope, receive, send)
 
@@ -109,10 +116,17 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
                     max_per_org=settings.max_persisted_queries,
                     trusted_ttl=settings.api_key_cache_ttl,
                 )
+                # Live subscriptions: one connection per worker listens to the database's changes.
+                live = LiveService(database, partial(connect_listener, database_url), settings)
+                live.start()
                 # What is alive now (modules, the schema, compiled rules) lives as long as the process:
                 # out of the collector's generations, full collections stay short (and so do pauses).
                 gc.freeze()
-                yield {"gateway": AppState(database, authenticator, documents), "readiness": readiness}
+                try:
+                    state = AppState(database, authenticator, documents, live)
+                    yield {"gateway": state, "readiness": readiness}
+                finally:
+                    await live.close()
         finally:
             samplers.remove(pool_sampler)
             await database.close(grace=settings.shutdown_grace)
@@ -140,7 +154,9 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
         middleware=cors_middleware(settings),
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
-    return Gateway(graphql, endpoint, rest)
+    # Pages of the origins CORS lets call may open a WebSocket here too (the server's own pages always may).
+    live_endpoint = WebSocketEndpoint(schema, endpoint.gatekeeper, endpoint.documents, allowed_origins(settings))
+    return Gateway(graphql, endpoint, live_endpoint, rest)
 
 
 # Worker processes (serve --workers N) rebuild the app from this variable.

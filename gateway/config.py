@@ -86,6 +86,12 @@ class Settings:
     trusted_documents_only: bool = False
     # Operations a JSON array may batch in one request; 0: batches are refused.
     max_batch_size: int = 0
+    # --- live subscriptions (README, "Live balances"), each limit per worker process ---
+    max_live_connections: int = 10_000  # WebSocket and SSE connections
+    max_subscriptions_per_connection: int = 100
+    max_subscriptions_per_key: int = 10_000  # per API key, or per end user
+    # Seconds between two messages of one subscription, at least: changes meanwhile merge into the next.
+    live_message_interval: float = 0.1
     # In demo mode the GraphiQL page is pre-filled with this key.
     demo_api_key: str | None = field(default=None, repr=False)
 
@@ -138,6 +144,10 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "LOYALTY_GATEWAY_MAX_STRING_LENGTH": "max_string_length",
     "LOYALTY_GATEWAY_MAX_DIRECTIVES": "max_directives",
     "LOYALTY_GATEWAY_MAX_COST": "max_cost",
+    "LOYALTY_GATEWAY_MAX_LIVE_CONNECTIONS": "max_live_connections",
+    "LOYALTY_GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION": "max_subscriptions_per_connection",
+    "LOYALTY_GATEWAY_MAX_SUBSCRIPTIONS_PER_KEY": "max_subscriptions_per_key",
+    "LOYALTY_GATEWAY_LIVE_MESSAGE_INTERVAL": "live_message_interval",
     "LOYALTY_GATEWAY_ORG_CONCURRENCY": "org_concurrency",
     "LOYALTY_GATEWAY_REQUEST_TIMEOUT": "request_timeout",
     "LOYALTY_GATEWAY_RATE_LIMIT": "rate_limit",

@@ -26,6 +26,8 @@ class Caller:
     org_id: int
     # Set for end users: lookups then see only this customer and the fleets it heads.
     customer_id: int | None = None
+    # For end users, until when (time.time()) their token is accepted: when their live subscriptions end.
+    expires_at: float | None = None
 
 
 class Gatekeeper:
@@ -46,7 +48,7 @@ class Gatekeeper:
             credential = credential.strip()
             if scheme.lower() == "bearer" and looks_like_jwt(credential):
                 user = await self.tokens.verify(credential)
-                return Caller(user.org_id, user.customer_id)
+                return Caller(user.org_id, user.customer_id, user.expires_at)
         org_id = await api_keys.org_for(authorization)
         caller = self._orgs.get(org_id)
         if caller is None:

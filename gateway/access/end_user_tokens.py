@@ -55,6 +55,8 @@ class OrgKeySource(Protocol):
 class EndUser:
     org_id: int
     customer_id: int
+    # Until when (time.time(), the leeway included) the token is accepted.
+    expires_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +145,7 @@ class EndUserTokens:
                 return cached.user
             del self._cache[token]
         claims, key_live_until = await self._decode(token)
-        user = EndUser(_org_id(claims), _customer_id(claims))
+        user = EndUser(_org_id(claims), _customer_id(claims), float(claims["exp"]) + self._leeway)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         not_before = max(float(claims.get("nbf", 0)), float(claims.get("iat", 0)))

@@ -44,6 +44,11 @@ MAX_IDLE_SECONDS = 300.0
 _CLOSE_TIMEOUT = 5.0
 
 
+async def connect_listener(database_url: str) -> asyncpg.Connection:
+    """A connection of its own that LISTENs (gateway.live.changes): no statement timeout, it waits."""
+    return await asyncpg.connect(database_url, server_settings=SERVER_SETTINGS, timeout=10)
+
+
 async def create_pool(database_url: str, settings: Settings) -> ConnectionPool:
     """The pool requests use: every statement bounded in time, on the server and in the client.
 

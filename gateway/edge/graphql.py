@@ -39,6 +39,8 @@ from gateway.execution.operations import Executor, GraphQLRequest, Prepared
 from gateway.execution.persisted import PersistedDocuments
 from gateway.execution.plans import BatchRoot
 from gateway.execution.results import masked
+from gateway.live.service import LiveContext
+from gateway.live.transport import document_refusal, event_stream
 from gateway.observability.requests import note_cost, note_outcome, note_request_id, note_result
 from gateway.resolvers.context import Context
 
@@ -167,6 +169,8 @@ class GraphQLEndpoint:
         authorization = headers.get(b"authorization")
         credential = authorization.decode("latin-1") if authorization is not None else None
         caller = await self.gatekeeper.admit(credential, state.authenticator)
+        if b"text/event-stream" in headers.get(b"accept", b""):
+            return await self._subscribe(state, caller, credential, operations, batch=batch, request_id=request_id)
         org_id = caller.org_id
         fair_share = self.fair_share
         waiter = fair_share.enter(org_id)
@@ -248,6 +252,37 @@ class GraphQLEndpoint:
         if status == 503:
             response.raw_headers.append(RETRY_SOON_HEADER)
         return response
+
+    async def _subscribe(
+        self,
+        state: AppState,
+        caller: Caller,
+        credential: str | None,
+        operations: list[Operation],
+        *,
+        batch: bool,
+        request_id: str,
+    ) -> Response:
+        """A subscription over Server-Sent Events (graphql-sse, distinct connections): admitted and charged as a
+        query is, then streamed until the client leaves or the subscription ends."""
+        if batch:
+            raise BadRequest("a batch cannot be streamed: send one subscription per request")
+        assert credential is not None  # admitted
+        operation = operations[0]
+        context = Context(self.settings, state.database, caller.org_id, request_id, caller.customer_id)
+        text = await self._document_text(operation, context, state.documents)
+        if isinstance(text, GatewayError):
+            refusal: list[dict[str, Any]] | None = [{"message": text.message, "extensions": text.extensions}]
+        else:
+            refusal = document_refusal(self.documents, text, operation.operation_name, request_id)
+        note_result(caller.org_id, {"errors": refusal} if refusal is not None else {})
+        self.gatekeeper.charge(caller, credential, 1)
+        live = LiveContext(state.live, self.documents, request_id)
+        live.admit(caller, credential, partial(self.gatekeeper.admit, credential, state.authenticator))
+        slot = state.live.connection()
+        slot.__enter__()  # raises TooManyConnections; left when the stream ends
+        request = {"query": text, "variables": operation.variables, "operationName": operation.operation_name}
+        return event_stream(self.schema, live, request, refusal, on_close=lambda: slot.__exit__(None, None, None))
 
     def _check_batch(self, size: int) -> None:
         if self.max_batch_size == 0:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from gateway.access.api_keys import ApiKeyAuthenticator
 from gateway.db.database import Database
 from gateway.execution.persisted import PersistedDocuments
+from gateway.live.service import LiveService
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,3 +15,4 @@ class AppState:
     database: Database
     authenticator: ApiKeyAuthenticator
     documents: PersistedDocuments
+    live: LiveService

@@ -103,6 +103,12 @@ class Executor:
         if is_get and operation.operation is not OperationType.QUERY:
             error = {"message": "only queries may be sent with GET", "extensions": {"code": BadRequest.code}}
             return 405, {"errors": [error]}
+        if operation.operation is OperationType.SUBSCRIPTION:
+            message = (
+                "subscriptions are served over WebSocket (graphql-transport-ws) or Server-Sent Events "
+                "(Accept: text/event-stream), not plain HTTP"
+            )
+            return 400, {"errors": [{"message": message, "extensions": {"code": BadRequest.code}}]}
         least = _least_cost(document, operation, request.operation_name)
         if least > self.max_cost:
             return _too_complex(f"the operation costs at least {least}; at most {self.max_cost} is allowed")

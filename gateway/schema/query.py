@@ -1,10 +1,9 @@
-"""The Query root and the schema object."""
+"""The Query root, and the schema class."""
 
 from __future__ import annotations
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from gateway.domain.lookup import Lookup, Matches
@@ -13,7 +12,6 @@ from gateway.resolvers import balance
 from gateway.resolvers.context import Info
 from gateway.schema.enums import EntityType, Source
 from gateway.schema.inputs import IdentifierInput
-from gateway.schema.scalars import POINTS_SCALAR, Points
 from gateway.schema.types import PointsBalance
 
 
@@ -69,8 +67,6 @@ class GatewaySchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         return None
 
-
-schema = GatewaySchema(query=Query, config=StrawberryConfig(scalar_map={Points: POINTS_SCALAR}))
 
 # Root fields compiled plans run without graphql-core, by GraphQL name: the same
 # three steps as the resolver above, with every lookup of a request in one batch.

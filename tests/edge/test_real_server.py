@@ -170,9 +170,9 @@ async def test_a_cors_preflight_over_a_real_connection(server):
         assert "x-request-id" in actual.headers["access-control-expose-headers"].lower()
 
 
-@pytest.mark.parametrize("path", ["/graphql", "/elsewhere"])
-async def test_a_websocket_upgrade_is_refused_with_json(server, path):
-    """No WebSocket transport is served: the upgrade gets a JSON answer with a code, not plain text."""
+@pytest.mark.parametrize("path", ["/elsewhere", "/graphql/elsewhere"])
+async def test_a_websocket_upgrade_elsewhere_is_refused_with_json(server, path):
+    """WebSockets are served on /graphql alone: elsewhere the upgrade gets a JSON answer with a code."""
     host, port, _ = server
     with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
         async with websockets.connect(f"ws://{host}:{port}{path}", open_timeout=5):

@@ -1,0 +1,1 @@
+"""Live subscriptions: balances pushed to apps as changes commit."""

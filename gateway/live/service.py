@@ -1,0 +1,136 @@
+"""The worker's live subscriptions: the change feed, batched lookups, and the limits on who holds how many.
+
+Limits, per worker process (settings, README "Live balances"): connections (WebSocket and SSE together),
+subscriptions per connection, and subscriptions per API key or end user. Each is refused with a code when
+reached; the rate of messages per subscription is held at one per `live_message_interval` by merging
+changes, not refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import strawberry
+
+from gateway.access.admission import Caller
+from gateway.config import Settings
+from gateway.db.database import Database
+from gateway.domain.lookup import Balance, Lookup
+from gateway.errors import GatewayError
+from gateway.execution.documents import DocumentCache
+from gateway.live.changes import ChangeFeed
+from gateway.live.watch import BalanceWatch, Lookups, Subscriber
+
+logger = logging.getLogger("gateway.live")
+
+
+class TooManySubscriptions(GatewayError):
+    code = "TOO_MANY_SUBSCRIPTIONS"
+    http_status = 429
+
+
+class TooManyConnections(GatewayError):
+    code = "TOO_MANY_CONNECTIONS"
+    http_status = 503
+
+
+class LiveService:
+    """What the worker's subscriptions share; opened and closed with the app."""
+
+    def __init__(
+        self, database: Database, connect: Callable[[], Awaitable[asyncpg.Connection]], settings: Settings
+    ) -> None:
+        self.feed = ChangeFeed(connect)
+        self.lookups = Lookups(database)
+        self.settings = settings
+        self.connections = 0
+        self._per_key: dict[Hashable, int] = {}
+
+    def start(self) -> None:
+        self.feed.start()
+
+    async def close(self) -> None:
+        await self.feed.close()
+
+    @contextmanager
+    def connection(self) -> Any:
+        """One WebSocket or SSE connection held open; raises TooManyConnections."""
+        if self.connections >= self.settings.max_live_connections:
+            raise TooManyConnections(
+                f"this server holds {self.settings.max_live_connections} live connections already; try another"
+            )
+        self.connections += 1
+        try:
+            yield
+        finally:
+            self.connections -= 1
+
+    async def balances(self, live: LiveContext, lookup: Lookup) -> AsyncIterator[Balance]:
+        """One subscription of the connection `live`: the balance now, then after each change."""
+        subscriber = live.subscriber
+        if subscriber is None:
+            raise GatewayError("the connection was not authenticated")  # the transports make this impossible
+        limit = self.settings.max_subscriptions_per_connection
+        if live.subscriptions >= limit:
+            raise TooManySubscriptions(f"a connection may hold at most {limit} subscriptions")
+        key = live.key
+        limit = self.settings.max_subscriptions_per_key
+        if self._per_key.get(key, 0) >= limit:
+            raise TooManySubscriptions(f"one API key (or end user) may hold at most {limit} subscriptions here")
+        live.subscriptions += 1
+        self._per_key[key] = self._per_key.get(key, 0) + 1
+        try:
+            watch = BalanceWatch(
+                self.feed, self.lookups, lookup, subscriber,
+                interval=self.settings.live_message_interval, recheck=self.settings.api_key_cache_ttl,
+            )  # fmt: skip
+            async for balance in watch.balances():
+                yield balance
+        finally:
+            live.subscriptions -= 1
+            left = self._per_key[key] - 1
+            if left:
+                self._per_key[key] = left
+            else:
+                del self._per_key[key]
+
+
+@dataclass(slots=True)
+class LiveContext:
+    """The context of a live connection's subscriptions (strawberry's `info.context`)."""
+
+    service: LiveService
+    documents: DocumentCache
+    request_id: str
+    subscriber: Subscriber | None = None
+    # What the limits count the subscriber as: its API key's prefix, or its end user.
+    key: Hashable = None
+    subscriptions: int = 0
+    # The graphql-transport-ws connection_init payload (strawberry sets it).
+    connection_params: dict[str, Any] | None = field(default=None, repr=False)
+    # The app's state (gateway.edge.state.AppState), for a WebSocket's admission at connection_init.
+    app_state: Any = field(default=None, repr=False)
+
+    def admit(self, caller: Caller, credential: str, still_allowed: Callable[[], Awaitable[None]]) -> None:
+        expires_at = None
+        if caller.expires_at is not None:
+            expires_at = time.monotonic() + (caller.expires_at - time.time())
+        self.subscriber = Subscriber(caller.org_id, caller.customer_id, still_allowed, expires_at)
+        # `Bearer lgw_<12 hex prefix>_<secret>`: the prefix names the API key (as for its rate limit).
+        end_user = caller.customer_id is not None
+        self.key = (caller.org_id, caller.customer_id) if end_user else credential.partition("_")[2][:12]
+
+    async def balances(self, lookup: Callable[[], Lookup]) -> AsyncIterator[Balance]:
+        """The balances of a subscription to `lookup()` (which raises on bad arguments). Errors end it: the
+        transports code them (gateway.execution.results), masking what is not a GatewayError."""
+        async for balance in self.service.balances(self, lookup()):
+            yield balance
+
+
+LiveInfo = strawberry.Info[LiveContext, None]

@@ -1,0 +1,236 @@
+"""Subscriptions on /graphql: over WebSocket (graphql-transport-ws, strawberry's handler) and over Server-Sent
+Events (graphql-sse, distinct connections mode: one POST with `Accept: text/event-stream` per subscription).
+
+Both hold callers to the rules of queries: the same credentials (an API key or end-user token: in
+`connection_init`'s payload as `{"authorization": "Bearer …"}` on a WebSocket, in the Authorization header
+for SSE), the same tenancy, the same document checks and limits, the rate limit charged once per
+subscription at its start, and every error coded (gateway.execution.results). Only subscriptions are served
+here: queries go to /graphql over plain HTTP, where batching, persisted documents and the rest apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+import orjson
+import strawberry.asgi
+from graphql import GraphQLError, OperationType
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.websockets import WebSocket
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, SubscribeMessage
+from strawberry.types import ExecutionResult
+
+from gateway.access.admission import Caller, Gatekeeper
+from gateway.edge.state import AppState
+from gateway.errors import BadRequest, GatewayError
+from gateway.execution.documents import DocumentCache
+from gateway.execution.results import format_error
+from gateway.live.service import LiveContext
+
+logger = logging.getLogger("gateway.live.transport")
+
+# An SSE comment this often keeps proxies from closing a quiet stream.
+SSE_HEARTBEAT_SECONDS = 15.0
+SSE_HEADERS = {"cache-control": "no-store", "x-accel-buffering": "no"}
+# graphql-transport-ws close codes: the protocol's own where it has one.
+CLOSE_FORBIDDEN, CLOSE_TRY_LATER = 4403, 4503
+
+
+def document_refusal(
+    documents: DocumentCache, query: Any, operation_name: Any, request_id: str
+) -> list[dict[str, Any]] | None:
+    """Why this subscription cannot start, as coded errors; None when it can."""
+    if not isinstance(query, str):
+        return [_error(BadRequest("the subscription's `query` must be a string"))]
+    document = documents.get(query)
+    if document.errors:
+        return [format_error(error, request_id) for error in document.errors]
+    operation = document.operation(operation_name if isinstance(operation_name, str) else None)
+    if operation is None:
+        return [_error(BadRequest("the document has no such operation: say which one with operationName"))]
+    if operation.operation is not OperationType.SUBSCRIPTION:
+        return [_error(BadRequest("only subscriptions are served here: send queries to /graphql over HTTP"))]
+    return None
+
+
+def coded(result: ExecutionResult, request_id: str) -> dict[str, Any]:
+    """One result as sent: its errors coded, and masked unless they are the client's to fix."""
+    payload: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        payload["errors"] = [format_error(error, request_id) for error in result.errors]
+    return payload
+
+
+def _error(error: GatewayError) -> dict[str, Any]:
+    return {"message": error.message, "extensions": error.extensions}
+
+
+async def admit(gatekeeper: Gatekeeper, state: AppState, live: LiveContext, credential: str | None) -> Caller:
+    """Authenticate the caller of a live connection, as a query's; raises GatewayError."""
+    caller = await gatekeeper.admit(credential, state.authenticator)
+    assert credential is not None  # admitted
+    live.admit(caller, credential, partial(gatekeeper.admit, credential, state.authenticator))
+    return caller
+
+
+class WebSocketEndpoint(strawberry.asgi.GraphQL):
+    """graphql-transport-ws on /graphql, strawberry's implementation with the gateway's rules."""
+
+    def __init__(self, schema: Any, gatekeeper: Gatekeeper, documents: DocumentCache, allowed_origins: list[str]):
+        super().__init__(
+            schema,
+            graphql_ide=None,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=10),
+            max_subscriptions_per_connection=None,  # the gateway counts its own (LiveService)
+            allowed_origins=allowed_origins,
+        )
+        self.gatekeeper = gatekeeper
+        self.documents = documents
+        self.graphql_transport_ws_handler_class = _TransportWSHandler
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> LiveContext:  # type: ignore[override]
+        state: AppState = request.scope["state"]["gateway"]
+        request_id = request.headers.get("x-request-id") or f"ws-{id(request):x}"
+        return LiveContext(state.live, self.documents, request_id, app_state=state)
+
+
+class _TransportWSHandler(BaseGraphQLTransportWSHandler[LiveContext, None]):
+    view: WebSocketEndpoint
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        payload = message.get("payload") or {}
+        if self.connection_timed_out or not isinstance(payload, dict) or self.connection_init_received:
+            await super().handle_connection_init(message)  # the protocol's own refusals
+            return
+        if self.connection_init_timeout_task:
+            self.connection_init_timeout_task.cancel()
+        self.connection_init_received = True
+        self.context.connection_params = payload
+        state: AppState = self.context.app_state
+        try:
+            await admit(self.view.gatekeeper, state, self.context, _credential(payload))
+            self._slot = state.live.connection()
+            self._slot.__enter__()
+        except GatewayError as error:
+            code = CLOSE_TRY_LATER if error.http_status == 503 else CLOSE_FORBIDDEN
+            await self.websocket.close(code=code, reason=f"{error.code}: {error.message}"[:120])
+            return
+        await self.send_message({"type": "connection_ack"})
+        self.connection_acknowledged = True
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        if self.connection_acknowledged and message["id"] not in self.operations:
+            payload = message.get("payload") or {}
+            refusal = document_refusal(
+                self.view.documents, payload.get("query"), payload.get("operationName"), self.context.request_id
+            )
+            if refusal is not None:
+                await self.send_message({"id": message["id"], "type": "error", "payload": refusal})
+                return
+        await super().handle_subscribe(message)
+
+    async def _send_result_stream(self, operation: Any, result_source: Any) -> None:
+        await super()._send_result_stream(operation, _coded_results(result_source, self.context.request_id))
+
+    async def shutdown(self) -> None:
+        try:
+            await super().shutdown()
+        finally:
+            slot = getattr(self, "_slot", None)
+            if slot is not None:
+                slot.__exit__(None, None, None)
+
+
+async def _coded_results(source: AsyncIterator[Any], request_id: str) -> AsyncIterator[Any]:
+    """The results, their errors replaced by coded ones (strawberry formats them as they come)."""
+    async with contextlib.aclosing(source):  # type: ignore[type-var]
+        async for result in source:
+            if isinstance(result, ExecutionResult) and result.errors:
+                result.errors = [
+                    GraphQLError(error["message"], extensions=error["extensions"], path=error.get("path"))
+                    for error in coded(result, request_id)["errors"]
+                ]
+            yield result
+
+
+def _credential(payload: dict[str, Any]) -> str | None:
+    """The bearer credential of a connection_init payload: `authorization`, or `headers.Authorization`,
+    in any case."""
+    for where in (payload, payload.get("headers")):
+        if isinstance(where, dict):
+            for name, value in where.items():
+                if isinstance(name, str) and name.lower() == "authorization" and isinstance(value, str):
+                    return value
+    return None
+
+
+def event_stream(
+    schema: Any,
+    live: LiveContext,
+    request: dict[str, Any],
+    refusal: list[dict[str, Any]] | None,
+    on_close: Callable[[], None],
+) -> Response:
+    """The graphql-sse (distinct connections) answer: `next` events, then `complete`. A subscription that
+    cannot start says why in its one `next` event, as the protocol asks."""
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            if refusal is not None:
+                yield _event("next", {"errors": refusal})
+            else:
+                results = await schema.subscribe(
+                    request["query"],
+                    variable_values=request.get("variables"),
+                    context_value=live,
+                    operation_name=request.get("operationName"),
+                )
+                async for result in _with_heartbeats(results):
+                    yield b":\n\n" if result is None else _event("next", coded(result, live.request_id))
+            yield _event("complete", None)
+        finally:
+            on_close()
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+def _event(name: str, data: Any) -> bytes:
+    body = orjson.dumps(data) if data is not None else b""
+    return b"event: " + name.encode() + b"\ndata: " + body + b"\n\n"
+
+
+async def _with_heartbeats(results: Any) -> AsyncIterator[Any]:
+    """The results, with a None each SSE_HEARTBEAT_SECONDS of quiet."""
+    iterator = results.__aiter__()
+    pending: asyncio.Task[Any] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(iterator.__anext__())
+            done, _ = await asyncio.wait([pending], timeout=SSE_HEARTBEAT_SECONDS)
+            if not done:
+                yield None
+                continue
+            try:
+                result = pending.result()
+            except StopAsyncIteration:
+                return
+            pending = None
+            yield result
+    finally:
+        if pending is not None:
+            # The client left while a result was awaited: stop awaiting it, then close the subscription.
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        if hasattr(iterator, "aclose"):
+            await iterator.aclose()
