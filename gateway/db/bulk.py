@@ -64,6 +64,15 @@ FROM pg_constraint c
 WHERE c.contype = 'p' AND c.conrelid = ANY($1::text[]::regclass[])
 ORDER BY c.oid
 """
+# Triggers of the gateway's own (the change announcements of live subscriptions): a load into empty tables
+# has no subscriber to tell, and capturing millions of rows for them is not free.
+_TRIGGERS = """
+SELECT format('ALTER TABLE %s DISABLE TRIGGER %I', t.tgrelid::regclass, t.tgname) AS drop_statement,
+       format('ALTER TABLE %s ENABLE TRIGGER %I', t.tgrelid::regclass, t.tgname) AS create_statement
+FROM pg_trigger t
+WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND t.tgrelid = ANY($1::text[]::regclass[])
+ORDER BY t.oid
+"""
 _FOREIGN_KEYS = """
 SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname) AS drop_statement,
        format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid))
@@ -123,14 +132,17 @@ async def defer_indexes(
     connection: asyncpg.Connection, tables: Sequence[str] = ENTITY_TABLES, *, primary_keys_of: Sequence[str] = ()
 ) -> DeferredIndexes:
     """Drop the secondary indexes and foreign keys of tables, and the primary keys of primary_keys_of (whose
-    loads then need no conflict handling); only sound while they are empty."""
+    loads then need no conflict handling), and disable their triggers; only sound while they are empty."""
     indexes = await connection.fetch(_SECONDARY_INDEXES, list(tables))
     foreign_keys = await connection.fetch(_FOREIGN_KEYS, list(tables))
     primary_keys = await connection.fetch(_PRIMARY_KEYS, list(primary_keys_of)) if primary_keys_of else []
+    triggers = await connection.fetch(_TRIGGERS, list(tables))
     # Foreign keys first: they need the primary keys they point at, which are built first again.
-    for row in (*foreign_keys, *primary_keys, *indexes):
+    dropped = (*triggers, *foreign_keys, *primary_keys, *indexes)
+    for row in dropped:
         await connection.execute(row["drop_statement"])
-    return DeferredIndexes(tuple(row["create_statement"] for row in (*primary_keys, *indexes, *foreign_keys)))
+    restored = (*primary_keys, *indexes, *foreign_keys, *triggers)
+    return DeferredIndexes(tuple(row["create_statement"] for row in restored))
 
 
 async def defer_indexes_if_empty(connection: asyncpg.Connection) -> DeferredIndexes | None:

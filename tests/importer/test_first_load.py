@@ -14,7 +14,7 @@ from gateway.importer import ImportFailed, import_file, jsonl
 from tests.importer import DUMPED_TABLES, balance, customer, identifier, org, program, synthetic_lines, write_jsonl
 
 CUSTOMERS = 2_000
-# Every index and constraint of the tables a first load rebuilds, as the catalog defines them.
+# Every index, constraint and trigger of the tables a first load rebuilds, as the catalog defines them.
 SCHEMA = """
 SELECT array_agg(definition ORDER BY definition) FROM (
     SELECT pg_get_indexdef(indexrelid) AS definition FROM pg_index
@@ -22,6 +22,9 @@ SELECT array_agg(definition ORDER BY definition) FROM (
     UNION ALL
     SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
     WHERE conrelid = ANY('{customers,customer_identifiers,fleets,balances}'::text[]::regclass[])
+    UNION ALL
+    SELECT pg_get_triggerdef(oid) || ' ' || tgenabled FROM pg_trigger
+    WHERE NOT tgisinternal AND tgrelid = ANY('{customers,customer_identifiers,fleets,balances}'::text[]::regclass[])
 ) definitions
 """
 
