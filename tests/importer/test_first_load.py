@@ -23,7 +23,7 @@ SELECT array_agg(definition ORDER BY definition) FROM (
     SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
     WHERE conrelid = ANY('{customers,customer_identifiers,fleets,balances}'::text[]::regclass[])
     UNION ALL
-    SELECT pg_get_triggerdef(oid) || ' ' || tgenabled FROM pg_trigger
+    SELECT pg_get_triggerdef(oid) || ' ' || tgenabled::text FROM pg_trigger
     WHERE NOT tgisinternal AND tgrelid = ANY('{customers,customer_identifiers,fleets,balances}'::text[]::regclass[])
 ) definitions
 """
