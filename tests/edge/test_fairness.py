@@ -13,21 +13,16 @@ import json
 import math
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.factories import Seed
-from tests.ports import free_port
+from tests.serving import serving
 
 ORG_A, ORG_B = 200001, 200002
 PROGRAM_A, PROGRAM_B = 11, 21
@@ -66,37 +61,6 @@ async def served(database_url: str, connection, flags: tuple[str, ...]) -> Async
     key_a, key_b = await seed.api_key(ORG_A), await seed.api_key(ORG_B)
     with serving(database_url, *flags) as port:
         yield Served(f"http://127.0.0.1:{port}/graphql", "127.0.0.1", port, key_a, key_b)
-
-
-@contextmanager
-def serving(database_url: str, *flags: str) -> Iterator[int]:
-    """`loyalty-gateway serve --env production` in a process of its own (its defaults: no LOYALTY_GATEWAY_*
-    variable passed on); yields its port, stops it with SIGTERM."""
-    port = free_port()
-    env = {name: value for name, value in os.environ.items() if not name.startswith("LOYALTY_GATEWAY_")}
-    command = [
-        sys.executable, "-m", "gateway", "serve", "--env", "production", "--database-url", database_url,
-        "--port", str(port), "--metrics", str(free_port()), "--log-level", "warning", *flags,
-    ]  # fmt: skip
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the server did not start listening"
-                time.sleep(0.05)
-        yield port
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # --- a small HTTP/1.1 client: keep-alive connections, bytes prepared once -------------------------------------------

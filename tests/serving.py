@@ -1,0 +1,45 @@
+"""`loyalty-gateway serve` as a real process on a free port, for tests of what only a real server shows."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from tests.ports import free_port
+
+
+@contextmanager
+def serving(database_url: str, *flags: str) -> Iterator[int]:
+    """`loyalty-gateway serve --env production` in a process of its own (its defaults: no LOYALTY_GATEWAY_*
+    variable passed on); yields its port, stops it with SIGTERM."""
+    port = free_port()
+    env = {name: value for name, value in os.environ.items() if not name.startswith("LOYALTY_GATEWAY_")}
+    command = [
+        sys.executable, "-m", "gateway", "serve", "--env", "production", "--database-url", database_url,
+        "--port", str(port), "--metrics", str(free_port()), "--log-level", "warning", *flags,
+    ]  # fmt: skip
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not start listening"
+                time.sleep(0.05)
+        yield port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
