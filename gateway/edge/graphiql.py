@@ -24,7 +24,13 @@ ASSETS_DIRECTORY = Path(__file__).parent / "static" / "graphiql"
 
 STYLESHEETS = ("graphiql.min.css", "plugin-explorer.css")
 # In load order: GraphiQL expects React as globals, the explorer expects GraphiQL.
-SCRIPTS = ("react.production.min.js", "react-dom.production.min.js", "graphiql.min.js", "plugin-explorer.umd.js")
+SCRIPTS = (
+    "react.production.min.js",
+    "react-dom.production.min.js",
+    "graphiql.min.js",
+    "plugin-explorer.umd.js",
+    "graphql-ws.min.js",
+)
 
 HELP_QUERY = """\
 # Welcome to the loyalty gateway.
@@ -137,8 +143,50 @@ $scripts
           history.replaceState(null, "", search ? "?" + search : window.location.pathname);
         }
 
+        // Queries over HTTP; subscriptions over the WebSocket on the same path (graphql-transport-ws), with the
+        // Headers tab's Authorization in connection_init. One client per Authorization, opened when first used.
+        var overHttp = GraphiQL.createFetcher({ url: config.endpoint });
+        var socketUrl = (window.location.protocol === "https:" ? "wss://" : "ws://") + window.location.host +
+          config.endpoint;
+        var sockets = {};
+
+        function socketFor(authorization) {
+          if (!sockets[authorization]) {
+            sockets[authorization] = graphqlWs.createClient({
+              url: socketUrl,
+              lazy: true,
+              connectionParams: { authorization: authorization },
+            });
+          }
+          return sockets[authorization];
+        }
+
+        function isSubscription(params) {
+          // Whether the operation to run (the named one, or the document's first) is a subscription.
+          var text = (params.query || "").replace(/#.*/g, "");
+          var pattern = /\\b(query|mutation|subscription)\\b\\s*([_A-Za-z][_0-9A-Za-z]*)?/g;
+          var match;
+          while ((match = pattern.exec(text)) !== null) {
+            if (!params.operationName || match[2] === params.operationName) {
+              return match[1] === "subscription";
+            }
+          }
+          return false;
+        }
+
+        function fetcher(params, options) {
+          if (!isSubscription(params)) {
+            return overHttp(params, options);
+          }
+          var headers = (options && options.headers) || {};
+          var authorization = headers.Authorization || headers.authorization || "";
+          return socketFor(authorization).iterate({
+            query: params.query, variables: params.variables, operationName: params.operationName,
+          });
+        }
+
         var props = {
-          fetcher: GraphiQL.createFetcher({ url: config.endpoint }),
+          fetcher: fetcher,
           plugins: [GraphiQLPluginExplorer.explorerPlugin()],
           query: parameters.get("q") || parameters.get("query") || config.query,
           variables: parameters.get("variables") || undefined,

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import uvicorn
 from graphql import build_schema, graphql_sync
-from playwright.async_api import Browser, Page, Route, async_playwright, expect
+from playwright.async_api import Browser, Page, Route, WebSocket, async_playwright, expect
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -124,6 +124,10 @@ class OfflinePage:
             self.offsite.append(route.request.url)
             await route.abort("internetdisconnected")
 
+    def note_websocket(self, websocket: WebSocket) -> None:
+        if urlsplit(websocket.url).hostname not in LOCAL_HOSTS:
+            self.offsite.append(websocket.url)
+
     async def open(self, url: str) -> None:
         await self.page.goto(url)
         await expect(self.page.locator(".graphiql-container")).to_be_visible(timeout=TIMEOUT_MS)
@@ -160,7 +164,7 @@ async def tab(browser: Browser) -> AsyncIterator[OfflinePage]:
     context = await browser.new_context()
     offline = OfflinePage(await context.new_page())
     await context.route("**/*", offline.guard)
-    offline.page.on("websocket", lambda websocket: offline.offsite.append(websocket.url))
+    offline.page.on("websocket", offline.note_websocket)
     offline.page.on("pageerror", lambda error: offline.errors.append(str(error)))
     try:
         yield offline
@@ -233,7 +237,7 @@ async def test_graphiql_assets_are_served_from_the_gateway_and_cached() -> None:
             response = await client.get(url)
             assert response.status_code == 200, url
             assert "immutable" in response.headers["cache-control"]
-    assert len(_asset_urls(page)) == 6
+    assert len(_asset_urls(page)) == 7
 
 
 def _asset_urls(page: str) -> list[str]:
@@ -275,4 +279,29 @@ async def test_graphiql_in_the_gateway_runs_the_demo_query_offline(
         # The schema came through introspection with the key, so the explorer lists the API.
         await tab.page.get_by_role("button", name="Show GraphiQL Explorer").click()
         await expect(tab.page.locator(".graphiql-plugin")).to_contain_text("pointsBalance")
+    tab.assert_stayed_local()
+
+
+async def test_graphiql_in_the_gateway_runs_a_subscription_live(
+    tab: OfflinePage, database_url: str, connection: asyncpg.Connection
+) -> None:
+    """A subscription typed in GraphiQL goes over the gateway's WebSocket with the Headers tab's key, and the
+    result pane follows the balance as it changes."""
+    seed = Seed(connection)
+    await seed.org(100737)
+    await seed.program(100737, 973, default=True)
+    await seed.customer(100737, 565039505, ("INSTORE", None, "EMAIL", "tom@example.com"))
+    await seed.balance(100737, 565039505, 973, "8500")
+    key = await seed.api_key(100737)
+    settings = Settings(database_url=database_url, demo_api_key=key, env="development")
+    subscription = BALANCE_QUERY.replace("query", "subscription", 1)
+    assert subscription.startswith("subscription")
+
+    with serve(create_app(settings, example_query=subscription)) as base_url:
+        await tab.open(f"{base_url}/graphql")
+        await tab.run_query()
+        result = tab.page.locator(".result-window")
+        await expect(result).to_contain_text('"8500.000"', timeout=TIMEOUT_MS)
+        await connection.execute("UPDATE balances SET main_points = 8501 WHERE entity_id = 565039505")
+        await expect(result).to_contain_text('"8501.000"', timeout=TIMEOUT_MS)
     tab.assert_stayed_local()
