@@ -1,4 +1,5 @@
-"""`loyalty-gateway serve` as a real process on a free port, for tests of what only a real server shows."""
+"""Real servers for tests of what only they show: an app under uvicorn in a thread, or `loyalty-gateway serve`
+as a process of its own."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+import uvicorn
+from starlette.types import ASGIApp
 
 from tests.ports import free_port
 
@@ -43,3 +48,24 @@ def serving(database_url: str, *flags: str) -> Iterator[int]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def serve(app: ASGIApp) -> Iterator[str]:
+    """Run app under uvicorn on a free port in a background thread; yield its base URL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listener.close()

@@ -7,30 +7,25 @@ recorded, so a page that needs a CDN fails here instead of in an offline office.
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from graphql import build_schema, graphql_sync
 from playwright.async_api import Browser, Page, Route, WebSocket, async_playwright, expect
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
-from starlette.types import ASGIApp
 
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.edge.graphiql import ASSETS_PATH, graphiql_assets, graphiql_page
 from tests.factories import Seed
+from tests.serving import serve
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -50,27 +45,6 @@ STUB_SCHEMA = build_schema("type Query { hello: String }")
 
 
 # --- servers ---------------------------------------------------------------
-
-
-@contextmanager
-def serve(app: ASGIApp) -> Iterator[str]:
-    """Run app under uvicorn on a free port in a background thread; yield its base URL."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        listener.close()
 
 
 @dataclass
