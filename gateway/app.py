@@ -119,6 +119,7 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
                 # Live subscriptions: one connection per worker listens to the database's changes.
                 live = LiveService(database, partial(connect_listener, database_url), settings)
                 live.start()
+                samplers.append(live.sample)
                 # What is alive now (modules, the schema, compiled rules) lives as long as the process:
                 # out of the collector's generations, full collections stay short (and so do pauses).
                 gc.freeze()
@@ -126,6 +127,7 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
                     state = AppState(database, authenticator, documents, live)
                     yield {"gateway": state, "readiness": readiness}
                 finally:
+                    samplers.remove(live.sample)
                     await live.close()
         finally:
             samplers.remove(pool_sampler)

@@ -26,6 +26,7 @@ from gateway.errors import GatewayError
 from gateway.execution.documents import DocumentCache
 from gateway.live.changes import ChangeFeed
 from gateway.live.watch import BalanceWatch, Lookups, Subscriber
+from gateway.observability.metrics import LIVE_CONNECTIONS, LIVE_LISTENING, LIVE_MESSAGES, LIVE_SUBSCRIPTIONS
 
 logger = logging.getLogger("gateway.live")
 
@@ -54,6 +55,12 @@ class LiveService:
 
     def start(self) -> None:
         self.feed.start()
+
+    def sample(self) -> None:
+        """Copy the live connections, subscriptions and the listener's state into their gauges."""
+        LIVE_CONNECTIONS.set(self.connections)
+        LIVE_SUBSCRIPTIONS.set(sum(self._per_key.values()))
+        LIVE_LISTENING.set(1 if self.feed.connected.is_set() else 0)
 
     async def close(self) -> None:
         await self.feed.close()
@@ -91,6 +98,7 @@ class LiveService:
                 interval=self.settings.live_message_interval, recheck=self.settings.api_key_cache_ttl,
             )  # fmt: skip
             async for balance in watch.balances():
+                LIVE_MESSAGES.inc()
                 yield balance
         finally:
             live.subscriptions -= 1

@@ -116,6 +116,22 @@ READY = Gauge(
     multiprocess_mode="livemin",
 )
 
+# --- live subscriptions ----------------------------------------------------------------------------------------------
+
+LIVE_CONNECTIONS = Gauge(
+    "loyalty_gateway_live_connections", "WebSocket and SSE connections open now.", multiprocess_mode="livesum"
+)
+LIVE_SUBSCRIPTIONS = Gauge(
+    "loyalty_gateway_live_subscriptions", "Live subscriptions running now.", multiprocess_mode="livesum"
+)
+LIVE_LISTENING = Gauge(
+    "loyalty_gateway_live_listening",
+    "1 when the worker's connection that listens to the database's changes is up, else 0 (subscriptions then "
+    "hear of nothing until it is back, and get their balance again then).",
+    multiprocess_mode="livemin",
+)
+LIVE_MESSAGES = Counter("loyalty_gateway_live_messages", "Balances sent to live subscribers.")
+
 # --- imports (counted by `loyalty-gateway import`) ------------------------------------------------------------------
 
 IMPORTS = Counter("loyalty_gateway_imports", "Imports run, by outcome (ok or failed).", ["outcome"])
