@@ -40,7 +40,7 @@ from gateway.execution.persisted import PersistedDocuments
 from gateway.execution.plans import BatchRoot
 from gateway.execution.results import masked
 from gateway.live.service import LiveContext
-from gateway.live.transport import document_refusal, event_stream
+from gateway.live.transport import admit, document_refusal, event_stream
 from gateway.observability.requests import note_cost, note_outcome, note_request_id, note_result
 from gateway.resolvers.context import Context
 
@@ -276,9 +276,8 @@ class GraphQLEndpoint:
         else:
             refusal = document_refusal(self.documents, text, operation.operation_name, request_id)
         note_result(caller.org_id, {"errors": refusal} if refusal is not None else {})
-        self.gatekeeper.charge(caller, credential, 1)
         live = LiveContext(state.live, self.documents, request_id)
-        live.admit(caller, credential, partial(self.gatekeeper.admit, credential, state.authenticator))
+        await admit(self.gatekeeper, state, live, credential)
         slot = state.live.connection()
         slot.__enter__()  # raises TooManyConnections; left when the stream ends
         request = {"query": text, "variables": operation.variables, "operationName": operation.operation_name}

@@ -90,6 +90,8 @@ class LiveService:
         limit = self.settings.max_subscriptions_per_key
         if self._per_key.get(key, 0) >= limit:
             raise TooManySubscriptions(f"one API key (or end user) may hold at most {limit} subscriptions here")
+        # Charged as the same lookup over HTTP would be, once, when it starts.
+        live.charge(lookup.cost)
         live.subscriptions += 1
         self._per_key[key] = self._per_key.get(key, 0) + 1
         try:
@@ -124,8 +126,18 @@ class LiveContext:
     connection_params: dict[str, Any] | None = field(default=None, repr=False)
     # The app's state (gateway.edge.state.AppState), for a WebSocket's admission at connection_init.
     app_state: Any = field(default=None, repr=False)
+    charge: Callable[[int], object] = field(default=lambda units: None, repr=False)
 
-    def admit(self, caller: Caller, credential: str, still_allowed: Callable[[], Awaitable[None]]) -> None:
+    def admit(
+        self,
+        caller: Caller,
+        credential: str,
+        still_allowed: Callable[[], Awaitable[None]],
+        charge: Callable[[int], object],
+    ) -> None:
+        """The connection's caller, admitted; `still_allowed` raises once their key is revoked, `charge(units)`
+        spends their rate limit's budget (raises RateLimited)."""
+        self.charge = charge
         expires_at = None
         if caller.expires_at is not None:
             expires_at = time.monotonic() + (caller.expires_at - time.time())

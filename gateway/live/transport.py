@@ -78,7 +78,8 @@ async def admit(gatekeeper: Gatekeeper, state: AppState, live: LiveContext, cred
     """Authenticate the caller of a live connection, as a query's; raises GatewayError."""
     caller = await gatekeeper.admit(credential, state.authenticator)
     assert credential is not None  # admitted
-    live.admit(caller, credential, partial(gatekeeper.admit, credential, state.authenticator))
+    still_allowed = partial(gatekeeper.admit, credential, state.authenticator)
+    live.admit(caller, credential, still_allowed, partial(gatekeeper.charge, caller, credential))
     return caller
 
 

@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -186,3 +187,15 @@ async def test_a_slow_subscriber_gets_the_latest_balance_not_every_change(base_u
         seen.append(await socket.main_points())
     assert len(seen) <= 2, f"every change was sent: {seen}"
     assert time.monotonic() - started >= 0.4  # one message per interval
+
+
+async def test_a_subscription_is_charged_to_the_callers_rate_limit(settings, world):
+    limited = replace(settings, rate_limit=0.1, rate_limit_burst=1)
+    with serve(create_app(limited)) as base_url:
+        socket = await Socket.open(base_url, f"Bearer {world}")
+        assert (await socket.receive())["type"] == "connection_ack"
+        await socket.subscribe("first")
+        assert await socket.main_points() == Decimal("100.000")
+        await socket.subscribe("second")
+        refused = await socket.receive()
+        assert refused["payload"]["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
