@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jwt
@@ -55,8 +55,8 @@ class OrgKeySource(Protocol):
 class EndUser:
     org_id: int
     customer_id: int
-    # Until when (time.time(), the leeway included) the token is accepted.
-    expires_at: float = 0.0
+    # Until when (time.time(), the leeway included) the token is accepted; not part of who the user is.
+    expires_at: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

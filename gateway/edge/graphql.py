@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 import orjson
+from graphql import OperationType
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -169,8 +170,8 @@ class GraphQLEndpoint:
         authorization = headers.get(b"authorization")
         credential = authorization.decode("latin-1") if authorization is not None else None
         caller = await self.gatekeeper.admit(credential, state.authenticator)
-        if b"text/event-stream" in headers.get(b"accept", b""):
-            return await self._subscribe(state, caller, credential, operations, batch=batch, request_id=request_id)
+        if not batch and self._streams(headers.get(b"accept"), operations[0]):
+            return await self._subscribe(state, caller, credential, operations[0], request_id=request_id)
         org_id = caller.org_id
         fair_share = self.fair_share
         waiter = fair_share.enter(org_id)
@@ -253,22 +254,26 @@ class GraphQLEndpoint:
             response.raw_headers.append(RETRY_SOON_HEADER)
         return response
 
+    def _streams(self, accept: bytes | None, operation: Operation) -> bool:
+        """Whether to answer with Server-Sent Events: the client accepts them, and the operation is a
+        subscription or the client accepts nothing else (clients such as urql list text/event-stream among
+        the types they accept for every request)."""
+        if accept is None or b"text/event-stream" not in accept:
+            return False
+        if b"json" not in accept and b"*/*" not in accept:
+            return True
+        query = operation.document.query
+        if query is None:
+            return False
+        chosen = self.documents.get(query).operation(operation.operation_name)
+        return chosen is not None and chosen.operation is OperationType.SUBSCRIPTION
+
     async def _subscribe(
-        self,
-        state: AppState,
-        caller: Caller,
-        credential: str | None,
-        operations: list[Operation],
-        *,
-        batch: bool,
-        request_id: str,
+        self, state: AppState, caller: Caller, credential: str | None, operation: Operation, *, request_id: str
     ) -> Response:
         """A subscription over Server-Sent Events (graphql-sse, distinct connections): admitted and charged as a
         query is, then streamed until the client leaves or the subscription ends."""
-        if batch:
-            raise BadRequest("a batch cannot be streamed: send one subscription per request")
         assert credential is not None  # admitted
-        operation = operations[0]
         context = Context(self.settings, state.database, caller.org_id, request_id, caller.customer_id)
         text = await self._document_text(operation, context, state.documents)
         if isinstance(text, GatewayError):

@@ -156,11 +156,22 @@ async def test_only_subscriptions_are_served_live_and_plain_http_refuses_them(ba
     refused = await socket.receive()
     assert refused["type"] == "error"
     assert refused["payload"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    query = SUBSCRIPTION.replace("subscription", "query", 1)
     async with httpx.AsyncClient(base_url=base_url) as client:
         answer = await client.post(
             "/graphql", json={"query": SUBSCRIPTION}, headers={"authorization": f"Bearer {world}"}
         )
-    assert answer.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+        assert answer.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+        # A client that reads nothing but events is told in one, as graphql-sse has it.
+        events_only = {"authorization": f"Bearer {world}", "accept": "text/event-stream"}
+        answer = await client.post("/graphql", json={"query": query}, headers=events_only)
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        assert '"code":"BAD_REQUEST"' in answer.text and "event: complete" in answer.text
+        # urql lists text/event-stream among the types it accepts for every request: a query is answered as usual.
+        urql = {"authorization": f"Bearer {world}", "accept": "application/graphql-response+json, "
+                "application/graphql+json, application/json, text/event-stream, multipart/mixed"}  # fmt: skip
+        answer = await client.post("/graphql", json={"query": query}, headers=urql)
+        assert answer.json() == {"data": {"pointsBalance": {"mainPoints": "100.000"}}}
 
 
 async def test_an_end_user_tokens_subscription_ends_when_it_expires(base_url, world):
