@@ -11,6 +11,14 @@ statement it is waiting on (asyncpg asks the server to cancel it).
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from gateway.errors import GatewayError, RequestTimeout
+
+logger = logging.getLogger("gateway.access.deadlines")
+Answer = TypeVar("Answer")
 
 
 class Deadlines:
@@ -39,6 +47,42 @@ class Deadlines:
             self._expired.discard(task)
             return True
         return False
+
+    async def within(
+        self,
+        respond: Callable[[], Awaitable[Answer]],
+        refuse: Callable[[GatewayError], Answer],
+        fault: Callable[[], Answer],
+        *,
+        request_id: str,
+        gone: tuple[type[BaseException], ...] = (),
+    ) -> Answer | None:
+        """respond()'s answer within the deadline: refuse(error) for a GatewayError it raises, and
+        refuse(RequestTimeout) once the deadline passes (what it was doing is cancelled, database statements
+        included); fault() for anything else, logged with the request id. None when it raised one of `gone`:
+        the client left, nobody is there to answer."""
+        task = self.begin()
+        expired = False
+        try:
+            try:
+                answer = await respond()
+            except gone:
+                return None
+            except GatewayError as error:
+                answer = refuse(error)
+            except Exception:
+                logger.exception("unexpected error, request id %s", request_id)
+                answer = fault()
+            finally:
+                expired = self.end(task)
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            task.uncancel()
+            return refuse(RequestTimeout(f"the request took longer than {self.seconds:g} s and was stopped"))
+        if expired:
+            await absorb_late_cancellation(task)
+        return answer
 
     def _sweep(self) -> None:
         loop = self._loop

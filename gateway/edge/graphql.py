@@ -8,7 +8,6 @@ request id.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import re
@@ -25,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 from strawberry.schema.schema import Schema as StrawberrySchema
 
 from gateway.access.admission import Caller, Gatekeeper
-from gateway.access.deadlines import Deadlines, absorb_late_cancellation
+from gateway.access.deadlines import Deadlines
 from gateway.access.fair_share import FairShare
 from gateway.access.limits import Limits, read_body
 from gateway.access.rate_limits import Budget
@@ -34,7 +33,7 @@ from gateway.edge.graphiql import graphiql_page
 from gateway.edge.negotiation import JSON, MediaType, negotiate
 from gateway.edge.requests import Operation, from_body, from_query_string
 from gateway.edge.state import AppState
-from gateway.errors import BadRequest, BadUserInput, GatewayError, NotFound, PayloadTooLarge, RequestTimeout
+from gateway.errors import BadRequest, BadUserInput, GatewayError, NotFound, PayloadTooLarge
 from gateway.execution.documents import DEFAULT_RULES, DocumentCache
 from gateway.execution.operations import Executor, GraphQLRequest, Prepared
 from gateway.execution.persisted import PersistedDocuments
@@ -100,33 +99,17 @@ class GraphQLEndpoint:
         request_id = _request_id(headers.get(b"x-request-id"))
         note_request_id(request_id)
         media = negotiate(headers.get(b"accept"))
-        # The deadline cancels whatever is under way, database statements included.
-        task = self.deadlines.begin()
-        expired = False
-        try:
-            try:
-                response = await self._respond(scope, receive, headers, request_id, media)
-            except ClientDisconnect:
-                # The client left before its request arrived whole: nobody to answer.
-                note_outcome("CLIENT_DISCONNECTED")
-                return
-            except GatewayError as error:
-                status = media.status(error.http_status, error.request_error)
-                response = error_response(error.message, error.extensions, status, error.headers, media)
-            except Exception:
-                logger.exception("unexpected error, request id %s", request_id)
-                response = error_response(*masked(request_id), 500, media=media)
-            finally:
-                expired = self.deadlines.end(task)
-        except asyncio.CancelledError:
-            if not expired:
-                raise
-            task.uncancel()
-            timeout = RequestTimeout(f"the request took longer than {self.deadlines.seconds:g} s and was stopped")
-            response = error_response(timeout.message, timeout.extensions, timeout.http_status, media=media)
-        else:
-            if expired:
-                await absorb_late_cancellation(task)
+        response = await self.deadlines.within(
+            lambda: self._respond(scope, receive, headers, request_id, media),
+            partial(_refusal, media),
+            partial(_fault, request_id, media),
+            request_id=request_id,
+            gone=(ClientDisconnect,),
+        )
+        if response is None:
+            # The client left before its request arrived whole: nobody to answer.
+            note_outcome("CLIENT_DISCONNECTED")
+            return
         response.headers[REQUEST_ID_HEADER] = request_id
         await response(scope, receive, send)
 
@@ -357,6 +340,15 @@ def _cost_extension(cost: int, budget: Budget | None) -> dict[str, Any]:
     if budget is None:
         return {"cost": {"requestedQueryCost": cost, "actualQueryCost": cost}}
     return {"cost": budget.extension(cost)}
+
+
+def _refusal(media: MediaType, error: GatewayError) -> Response:
+    status = media.status(error.http_status, error.request_error)
+    return error_response(error.message, error.extensions, status, error.headers, media)
+
+
+def _fault(request_id: str, media: MediaType) -> Response:
+    return error_response(*masked(request_id), 500, media=media)
 
 
 def error_response(
