@@ -18,6 +18,8 @@ from functools import partial
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -32,6 +34,8 @@ from gateway.edge.fallbacks import http_error, refuse_websocket, server_error
 from gateway.edge.graphiql import graphiql_assets
 from gateway.edge.graphql import GraphQLEndpoint
 from gateway.edge.health import healthz, kept_ready, readyz, sample_pool
+from gateway.edge.openapi import OPENAPI_PATH, openapi_json
+from gateway.edge.rest import REST_PATH, RestEndpoint
 from gateway.edge.state import AppState
 from gateway.execution.persisted import PersistedDocuments
 from gateway.live.service import LiveService
@@ -71,6 +75,11 @@ class Gateway:
                 await refuse_websocket(scope, receive, send)
         else:
             await self.rest(scope, receive, send)
+
+
+async def openapi(request: Request) -> Response:
+    """The REST endpoint's OpenAPI document."""
+    return Response(openapi_json(), media_type="application/json")
 
 
 def _route_path(scope: Scope) -> str:
@@ -137,12 +146,16 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
         schema=schema, root_resolvers=ROOT_RESOLVERS, settings=settings, example_query=example_query
     )
     samplers += [partial(sample_fair_share, endpoint.fair_share), publish_waits]
+    rest_endpoint = RestEndpoint(settings, endpoint.gatekeeper, endpoint.fair_share, endpoint.deadlines)
     graphql: ASGIApp = ObservedEndpoint(endpoint, observer)
     if cors := cors_options(settings):
         graphql = CORSMiddleware(graphql, **cors)
     routes = [
         # Reached only by paths that merely resemble it (Starlette redirects "/graphql/" here).
         Route(GRAPHQL_PATH, graphql),
+        # The reference API's own endpoint, on the GraphQL field's path (edge/rest.py).
+        Route(REST_PATH, ObservedEndpoint(rest_endpoint, observer)),
+        Route(OPENAPI_PATH, openapi, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]

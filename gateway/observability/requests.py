@@ -63,9 +63,14 @@ _CURRENT: ContextVar[RequestRecord | None] = ContextVar("loyalty_gateway_request
 
 def note_operation(operation: OperationDefinitionNode, org_id: int) -> None:
     """The operation the request runs, for this org (called by the endpoint once it has picked it)."""
+    note_operation_name(operation.name.value if operation.name is not None else "", org_id)
+
+
+def note_operation_name(name: str, org_id: int) -> None:
+    """The operation the request runs, by name, for this org (the REST endpoint names its one)."""
     record = _CURRENT.get()
     if record is not None:
-        record.operation = operation.name.value if operation.name is not None else ""
+        record.operation = name
         record.org_id = org_id
 
 

@@ -80,6 +80,11 @@ ORGS = (
                 (_instore(EMAIL, "becky.thatcher@example.com"), _instore(MOBILE, "+44 7700 900456")),
                 ((0, "1200.000", "300.000", "0.000"), (1, "250.500", "0.000", "0.000")),
             ),
+            ShowcaseCustomer(  # the customer of the reference API's own documentation (README, "REST")
+                565_039_601,
+                (_instore(EMAIL, "tomswayer@capillarytech1.com"), _instore(MOBILE, "915795008349")),
+                ((0, "2750.000", "250.000", "0.000"),),
+            ),
         ),
         (ShowcaseFleet(9001, "FLEET-9001", 565_039_505, ((0, "120000.000", "5000.000", "0.000"),)),),
     ),
