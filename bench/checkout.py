@@ -3,8 +3,9 @@
 The working tree may be edited while a bench runs (its rounds take many minutes): current_gateway() copies
 gateway/ as it is when first asked (tracked and untracked files, not ignored ones) to
 bench/.work/current-<fingerprint>/, and every gateway the run starts imports that copy, so all its rounds
-run the same code. gateway_at(REF) checks a ref out with `git worktree add --detach` into
-bench/.work/gateway-<commit>/ (removed at the end; reused, and left, when already there at that commit).
+run the same code; older copies are removed once no running bench uses them. gateway_at(REF) checks a ref
+out with `git worktree add --detach` into bench/.work/gateway-<commit>/ (removed at the end; reused, and
+left, when already there at that commit).
 
 Either is started with the bench's own venv, with `PYTHONPATH` and the working directory set to the copy:
 its `gateway` package comes before the editable install's (whose finder sits at the end of sys.meta_path).
@@ -23,6 +24,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from database import BENCH_DIR, WORK_DIR
 
@@ -86,14 +89,25 @@ def gateway_at(ref: str) -> Iterator[GatewaySource]:
             _git("worktree", "remove", "--force", str(path))
 
 
+def gateway_path(source: GatewaySource) -> dict[str, str]:
+    """The environment a process (and uvicorn's workers) needs to import `source`'s `gateway` package, when started
+    with the bench's interpreter in source.path: the copy comes first on sys.path, ahead of the editable install's
+    finder (at the end of sys.meta_path)."""
+    return {"PYTHONPATH": str(source.path)}
+
+
+def gateway_env(source: GatewaySource) -> dict[str, str]:
+    """The bench's environment with gateway_path(source): for a `python -m gateway` command run in source.path."""
+    return {**os.environ, **gateway_path(source)}
+
+
 def imported_from(source: GatewaySource) -> Path:
     """Where `import gateway` finds the package with the contender's interpreter, environment and directory;
     fails unless it is the checkout's."""
-    env = {**os.environ, "PYTHONPATH": str(source.path)}
     done = subprocess.run(
         [sys.executable, "-c", "import gateway; print(gateway.__file__)"],
         cwd=source.path,
-        env=env,
+        env=gateway_env(source),
         capture_output=True,
         text=True,
         check=False,
@@ -160,6 +174,20 @@ def working_tree_state() -> str:
     return _describe(top, _fingerprint(top, _gateway_files(top)))
 
 
+# In each copy of the working tree's gateway/: one empty file per bench process that runs it, named by its pid.
+# A copy is removed only once none of them is running: bench runs may overlap (another run's copy is not stale).
+_USERS = ".users"
+
+
+def _mark_used(copy: Path) -> None:
+    (copy / _USERS).mkdir(exist_ok=True)
+    (copy / _USERS / str(os.getpid())).touch()
+
+
+def _in_use(copy: Path) -> bool:
+    return any(user.name.isdigit() and psutil.pid_exists(int(user.name)) for user in (copy / _USERS).glob("*"))
+
+
 @functools.cache
 def current_gateway() -> GatewaySource:
     """The working tree's gateway/, copied once per bench run (the first time it is asked for)."""
@@ -173,10 +201,12 @@ def current_gateway() -> GatewaySource:
     # The fingerprint of what was copied: files edited meanwhile are described as they were taken.
     fingerprint = _fingerprint(staging, names)
     path = WORK_DIR / f"current-{fingerprint}"
+    _mark_used(staging)
     for stale in WORK_DIR.glob("current-*"):
-        if stale != path:
-            shutil.rmtree(stale)
+        if stale != path and not _in_use(stale):
+            shutil.rmtree(stale, ignore_errors=True)
     if path.exists():
+        _mark_used(path)
         shutil.rmtree(staging)
     else:
         staging.rename(path)

@@ -86,18 +86,41 @@ def install_signal_handlers() -> None:
 
 @contextmanager
 def embedded_postgres(name: str, *, fresh: bool) -> Iterator[Postgres]:
-    """A running server whose data lives in bench/.work/<name>; stopped when the block exits."""
+    """A running server whose data lives in bench/.work/<name>; stopped when the block exits.
+
+    Refused while another bench process still runs a server on that data (bench runs may overlap on a shared
+    machine): only a server whose bench process is gone is stopped as left over."""
     postgres = Postgres(WORK_DIR / name)
+    owner = postgres.data_dir / _OWNER
+    _refuse_if_in_use(postgres)
     _stop_leftover(postgres)
     if fresh and postgres.data_dir.exists():
         shutil.rmtree(postgres.data_dir)
     if not (postgres.pgdata / "PG_VERSION").exists():
         _initialise(postgres)
     try:
+        owner.write_text(str(os.getpid()))
         _start(postgres)
         yield postgres
     finally:
         _stop(postgres)
+        owner.unlink(missing_ok=True)
+
+
+# In a data directory while a bench process runs its server: that process's pid.
+_OWNER = "bench-owner.pid"
+
+
+def _refuse_if_in_use(postgres: Postgres) -> None:
+    try:
+        pid = int((postgres.data_dir / _OWNER).read_text())
+    except (OSError, ValueError):
+        return
+    if pid != os.getpid() and psutil.pid_exists(pid):
+        raise SystemExit(
+            f"{postgres.data_dir} is in use by another bench run (process {pid}): wait for it to end (or, if that "
+            f"process is no bench run, delete {postgres.data_dir / _OWNER})"
+        )
 
 
 def _system_user() -> str | None:

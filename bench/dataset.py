@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import orjson
 
 from database import BENCH_DIR, Postgres
@@ -140,6 +141,27 @@ def create_api_key(postgres: Postgres, org_id: int) -> str:
     )
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return done.stdout.strip().splitlines()[-1]
+
+
+# How many more rows than needed a sample of balances' pages aims at: enough that a sample falls short rarely,
+# few enough that the rows kept (the first ones, in the table's order) still come from all over the table.
+SAMPLE_MARGIN = 1.5
+_KEY_COLUMNS = "org_id, entity_type, entity_id, program_id"
+
+
+async def sample_balance_keys(connection: asyncpg.Connection, size: int) -> tuple[list[asyncpg.Record], int]:
+    """`size` real balance keys (org_id, entity_type, entity_id, program_id) from pages sampled all over the table,
+    or all of them when it holds no more; and how many balances it holds."""
+    held: int = await connection.fetchval("SELECT count(*) FROM balances")
+    if size >= held:
+        return await connection.fetch(f"SELECT {_KEY_COLUMNS} FROM balances"), held
+    percent = min(100.0, 100.0 * SAMPLE_MARGIN * size / held)
+    keys = await connection.fetch(
+        f"SELECT {_KEY_COLUMNS} FROM balances TABLESAMPLE SYSTEM ($2) LIMIT $1", size, percent
+    )
+    if len(keys) < size:  # an unlucky sample of a small table
+        keys = await connection.fetch(f"SELECT {_KEY_COLUMNS} FROM balances ORDER BY random() LIMIT $1", size)
+    return keys, held
 
 
 # --- request bodies -----------------------------------------------------------------------------------------------

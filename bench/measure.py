@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 
 from database import WORK_DIR, Postgres
 from dataset import Dataset, Request, gateway_requests, postgraphile_requests, write_requests
@@ -96,20 +97,23 @@ def measure_levels(
     with running(contender, workload.probe or workload.requests[0]) as server:
         answers = check(server) if check is not None else check_answers(server, workload.requests)
         postmaster = postgres.postmaster()
-
-        def drive(concurrency: int, seconds: float) -> LoadResult:
-            result = run_wrk(
-                server.url, workload.file, concurrency=concurrency, duration=seconds, server=server.psutil,
-                postmaster=postmaster, expect_status=workload.expect_status, fresh=workload.fresh,
-            )  # fmt: skip
-            if result.failure:
-                raise RuntimeError(f"{contender.name} failed under load at c={concurrency}: {result.failure}")
-            return result
-
         for concurrency in concurrencies:
             if timing.warmup > 0:
-                drive(concurrency, timing.warmup)
+                drive(server, postmaster, workload, concurrency, timing.warmup)
             if timing.quiet_wait > 0:
                 wait_for_quiet(timing.quiet_wait)
-            results.append(drive(concurrency, timing.duration))
+            results.append(drive(server, postmaster, workload, concurrency, timing.duration))
     return results, answers
+
+
+def drive(
+    server: Running, postmaster: psutil.Process, workload: Workload, concurrency: int, seconds: float
+) -> LoadResult:
+    """One wrk run of the workload against a running server; fails on any error."""
+    result = run_wrk(
+        server.url, workload.file, concurrency=concurrency, duration=seconds, server=server.psutil,
+        postmaster=postmaster, expect_status=workload.expect_status, fresh=workload.fresh,
+    )  # fmt: skip
+    if result.failure:
+        raise RuntimeError(f"{server.contender.name} failed under load at c={concurrency}: {result.failure}")
+    return result

@@ -6,8 +6,12 @@
     python bench/run.py --scale [--scale-sizes 10000,1000000]   p50 at two data sizes, gateway only
     python bench/run.py --trusted [--customers 100000]   a refused untrusted document against a cached valid one
     python bench/run.py --fairness   one org's steady lookups while another floods (fairness.py)
-    python bench/run.py --ingest     staleness: import --follow against one import a second (ingest.py)
-    python bench/run.py --deltas     a delta's plans and times by its size (deltas.py)
+    python bench/run.py --ingest     staleness: import --follow against one import a second, and the lookups'
+                                     req/s and p99 while either runs (ingest.py)
+    python bench/run.py --deltas [--customers 1000,10000,1000000]   a delta's plans and times by its size and
+                                     the data's (deltas.py)
+    python bench/run.py --first-load [--customers 1000000]   `import FILE` into an empty database against COPY
+                                     alone (first_load.py)
 
 `--baseline-ref REF` adds the contender gateway@REF: the gateway's code at that git ref (bench/checkout.py),
 one worker, on the same data with the same settings and checks, and a column "÷ baseline gateway".
@@ -52,7 +56,11 @@ MODES = {
     "ingest": ("ingest", "run_ingest"),
     "fairness": ("fairness", "run_fairness"),
     "trusted": ("trusted", "run_trusted"),
+    "first_load": ("first_load", "run_first_load"),
 }
+# The modes that take several customer counts (--customers 1000,10000), with their default counts; the others
+# take one.
+SEVERAL_SIZES = {"deltas": [1_000, 10_000, 1_000_000]}
 CALIBRATION_POOL_SIZES = (2, 4)
 DEFAULT_CUSTOMERS = 1_000_000
 # --trusted measures the gateway's own work per request, which does not grow with the data.
@@ -74,7 +82,10 @@ def _names(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--customers", type=int, help=f"demo data size (default {DEFAULT_CUSTOMERS}; {TRUSTED_CUSTOMERS} in --trusted)"
+        "--customers",
+        type=_ints,
+        help=f"demo data size (default {DEFAULT_CUSTOMERS}; {TRUSTED_CUSTOMERS} in --trusted); --deltas takes "
+        f"several (default {','.join(map(str, SEVERAL_SIZES['deltas']))})",
     )
     parser.add_argument("--duration", type=float, default=15, help="seconds of load per measurement (default 15)")
     parser.add_argument("--warmup", type=float, default=3, help="seconds of load before each measurement (default 3)")
@@ -112,9 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--deltas", action="store_true", help="instead: a delta's plans and times by its size (deltas.py)"
     )
     parser.add_argument(
+        "--first-load",
+        action="store_true",
+        help="instead: `import FILE` of --customers into an empty database against COPY alone (first_load.py)",
+    )
+    parser.add_argument(
         "--ingest",
         action="store_true",
-        help="instead: how stale balances are, import --follow against one import a second (ingest.py)",
+        help="instead: how stale balances are, import --follow against one import a second, and the lookups' "
+        "req/s beside ingestion (ingest.py)",
     )
     parser.add_argument(
         "--fairness",
@@ -131,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rounds",
         type=int,
-        help="rounds over all contenders and levels; the quietest is reported (default 1; 5 in --scale)",
+        help="rounds over all contenders and levels; the quietest is reported (default 1; 5 in --scale; in --ingest "
+        "over the query path's phases, in --first-load over its loads)",
     )
     return parser
 
@@ -428,17 +446,25 @@ def _mark(ok: bool) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.customers is None:
-        args.customers = TRUSTED_CUSTOMERS if args.trusted else DEFAULT_CUSTOMERS
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    mode = next((mode for mode in MODES if getattr(args, mode)), None)
+    if mode in SEVERAL_SIZES:
+        args.customers = args.customers or SEVERAL_SIZES[mode]
+    elif args.customers and len(args.customers) > 1:
+        parser.error(f"--customers takes one count here (several only with --{'/--'.join(SEVERAL_SIZES)})")
+    else:
+        args.customers = (
+            args.customers[0] if args.customers else TRUSTED_CUSTOMERS if args.trusted else DEFAULT_CUSTOMERS
+        )
     install_signal_handlers()
     command_line = "python bench/run.py " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     started = time.monotonic()
     try:
-        for mode, (module, function) in MODES.items():
-            if getattr(args, mode):
-                run: Callable[[argparse.Namespace, str], int] = getattr(importlib.import_module(module), function)
-                return run(args, command_line)
+        if mode is not None:
+            module, function = MODES[mode]
+            run: Callable[[argparse.Namespace, str], int] = getattr(importlib.import_module(module), function)
+            return run(args, command_line)
         return run_comparison(args, command_line)
     except KeyboardInterrupt:
         print("\ninterrupted; every process the bench started has been stopped", file=sys.stderr)

@@ -20,7 +20,7 @@ import httpx
 import orjson
 import psutil
 
-from checkout import GatewaySource, current_gateway
+from checkout import GatewaySource, current_gateway, gateway_path
 from database import BENCH_DIR, WORK_DIR, Postgres
 from dataset import Request, gateway_command
 from peers import PostGraphileInstall
@@ -86,7 +86,7 @@ def gateway(
     source = source or current_gateway()
     # The same interpreter and venv; the copy's `gateway` package comes first on sys.path (ahead of the
     # editable install's finder, which sits at the end of sys.meta_path), and uvicorn's workers inherit it.
-    env["PYTHONPATH"] = str(source.path)
+    env.update(gateway_path(source))
     description = f"the gateway ({source.description}), {workers} {noun}"
     return Contender(name or default_name, description, port, command, env, source.path)
 

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +138,44 @@ def wrk_command(
     return command
 
 
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A command run to its end: its exit code, output, and its own resource usage (its reaped children's too)."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    user_cpu: float  # seconds
+    system_cpu: float
+    wall_seconds: float  # start to exit
+
+    @property
+    def cpu_seconds(self) -> float:
+        return self.user_cpu + self.system_cpu
+
+
+def run_with_usage(
+    command: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Finished:
+    """Run a command to its end, its output captured in files (no pipe to fill), and say what it used."""
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
+        try:
+            # wait4 gives the command's own resource usage; Popen.wait() would reap it without.
+            _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        process.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.monotonic() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    return Finished(process.returncode, stdout, stderr, usage.ru_utime, usage.ru_stime, wall)
+
+
 def run_wrk(
     url: str,
     requests_file: Path,
@@ -160,27 +199,13 @@ def run_wrk(
         expect_status=expect_status, fresh=fresh,
     )  # fmt: skip
     server_before, postgres_before, busy_before = cpu_seconds(server), cpu_seconds(postmaster), busy_cpu_seconds()
-    started = time.monotonic()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        process = subprocess.Popen(command, stdout=out, stderr=err)
-        try:
-            # wait4 gives wrk's own resource usage; Popen.wait() would reap it without.
-            _, status, usage = os.wait4(process.pid, 0)
-        except BaseException:
-            process.kill()
-            process.wait()
-            raise
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
+    done = run_with_usage(command)
     server_cpu = cpu_seconds(server) - server_before
     postgres_cpu = cpu_seconds(postmaster) - postgres_before
     busy = busy_cpu_seconds() - busy_before
-    wall = time.monotonic() - started
-    if process.returncode != 0:
-        raise RuntimeError(f"wrk failed ({process.returncode}): {stderr.decode()}{stdout.decode()}")
-    figures = wrk_figures(stdout.decode())
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.decode()}{done.stdout.decode()}")
+    figures = wrk_figures(done.stdout.decode())
     # wrk's own status errors are every answer of 400 or more: with an expected status, the script counts instead.
     status_kind = "status_errors" if expect_status is None else "unexpected_status"
     kinds = ("connect_errors", "read_errors", "write_errors", status_kind, "timeouts", "graphql_errors")
@@ -194,10 +219,10 @@ def run_wrk(
         errors=errors,
         server_cpu=server_cpu,
         postgres_cpu=postgres_cpu,
-        wrk_cpu=usage.ru_utime + usage.ru_stime,
-        other_cpu=max(0.0, busy - server_cpu - postgres_cpu - (usage.ru_utime + usage.ru_stime)),
+        wrk_cpu=done.cpu_seconds,
+        other_cpu=max(0.0, busy - server_cpu - postgres_cpu - done.cpu_seconds),
         error_detail=", ".join(f"{figures[kind]} {kind.replace('_', ' ')}" for kind in kinds if figures[kind]),
-        wall_seconds=wall,
+        wall_seconds=done.wall_seconds,
     )
 
 
