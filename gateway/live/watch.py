@@ -12,6 +12,7 @@ end-user token expires.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -24,8 +25,10 @@ from gateway.live.changes import ChangeFeed, entity_key
 
 # Lookups of one org sent in one statement, at most.
 BATCH = 100
-# After the database could not answer, a watch looks again this much later (and keeps its subscriber).
+# After the database could not answer, a watch looks again this much later (and keeps its subscriber);
+# a subscription's first look is tried this many times before the subscription fails with the error.
 RETRY_SECONDS = 1.0
+FIRST_LOOK_ATTEMPTS = 5
 
 
 class EntityChanged(GatewayError):
@@ -110,7 +113,7 @@ class BalanceWatch:
         """The balance now, then after each change; raises GatewayError to end the subscription."""
         subscriber = self._subscriber
         announced = self._feed.announcements
-        balance = await self._look()
+        balance = await self._first_look()
         key = entity_key(balance.entity_type.value, balance.entity_id)
         self._feed.watch(subscriber.org_id, key, self)
         try:
@@ -137,6 +140,16 @@ class BalanceWatch:
                     yield balance
         finally:
             self._feed.unwatch(subscriber.org_id, key, self)
+
+    async def _first_look(self) -> Balance:
+        """The balance now. Many subscriptions start at once after a reconnection: while the database cannot
+        take their looks, they wait their turn (up to FIRST_LOOK_ATTEMPTS) rather than fail."""
+        for _ in range(FIRST_LOOK_ATTEMPTS - 1):
+            try:
+                return await self._look()
+            except ServiceUnavailable:
+                await asyncio.sleep(RETRY_SECONDS * (0.5 + random.random()))  # spread, not in step
+        return await self._look()
 
     async def _look(self) -> Balance:
         subscriber = self._subscriber
