@@ -8,6 +8,7 @@ changes, not refused.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
@@ -22,13 +23,15 @@ from gateway.access.admission import Caller
 from gateway.config import Settings
 from gateway.db.database import Database
 from gateway.domain.lookup import Balance, Lookup
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, ServiceUnavailable, Unauthenticated
 from gateway.execution.documents import DocumentCache
 from gateway.live.changes import ChangeFeed
 from gateway.live.watch import BalanceWatch, Lookups, Subscriber
 from gateway.observability.metrics import LIVE_CONNECTIONS, LIVE_LISTENING, LIVE_MESSAGES, LIVE_SUBSCRIPTIONS
 
 logger = logging.getLogger("gateway.live")
+# How often subscribers' end-user tokens are checked for expiry.
+_SWEEP_SECONDS = 1.0
 
 
 class TooManySubscriptions(GatewayError):
@@ -52,9 +55,38 @@ class LiveService:
         self.settings = settings
         self.connections = 0
         self._per_key: dict[Hashable, int] = {}
+        # Each subscriber's running watches (one subscriber per WebSocket or SSE request).
+        self._watches: dict[Subscriber, set[BalanceWatch]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self.feed.start()
+        self._sweeper = asyncio.create_task(self._sweep(), name="live-subscribers")
+
+    async def _sweep(self) -> None:
+        """End the watches of subscribers who may no longer read: an end-user token is checked for expiry
+        every second, every subscriber's credential again every `api_key_cache_ttl` (a revoked API key's
+        subscriptions end within that); one check per subscriber, not per subscription, and no timer per
+        subscription."""
+        checked_at = time.monotonic()
+        while True:
+            await asyncio.sleep(_SWEEP_SECONDS)
+            now = time.monotonic()
+            recheck = now - checked_at >= self.settings.api_key_cache_ttl
+            if recheck:
+                checked_at = now
+            for subscriber, watches in tuple(self._watches.items()):
+                error: GatewayError | None = None
+                if subscriber.expires_at is not None and now >= subscriber.expires_at:
+                    error = Unauthenticated("the end-user token expired")
+                elif recheck:
+                    try:
+                        await subscriber.still_allowed()
+                    except GatewayError as refused:
+                        error = refused if refused.code != ServiceUnavailable.code else None
+                if error is not None:
+                    for watch in tuple(watches):
+                        watch.end(error)
 
     def sample(self) -> None:
         """Copy the live connections, subscriptions and the listener's state into their gauges."""
@@ -63,6 +95,9 @@ class LiveService:
         LIVE_LISTENING.set(1 if self.feed.connected.is_set() else 0)
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         await self.feed.close()
 
     @contextmanager
@@ -96,12 +131,18 @@ class LiveService:
         self._per_key[key] = self._per_key.get(key, 0) + 1
         try:
             watch = BalanceWatch(
-                self.feed, self.lookups, lookup, subscriber,
-                interval=self.settings.live_message_interval, recheck=self.settings.api_key_cache_ttl,
-            )  # fmt: skip
-            async for balance in watch.balances():
-                LIVE_MESSAGES.inc()
-                yield balance
+                self.feed, self.lookups, lookup, subscriber, interval=self.settings.live_message_interval
+            )
+            watches = self._watches.setdefault(subscriber, set())
+            watches.add(watch)
+            try:
+                async for balance in watch.balances():
+                    LIVE_MESSAGES.inc()
+                    yield balance
+            finally:
+                watches.discard(watch)
+                if not watches and self._watches.get(subscriber) is watches:
+                    del self._watches[subscriber]
         finally:
             live.subscriptions -= 1
             left = self._per_key[key] - 1

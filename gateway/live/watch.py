@@ -4,9 +4,9 @@ A watch is poked by the ChangeFeed when the entity it shows may have changed; it
 again (with the other watches poked at the same moment: one statement per org for up to 100 of them) and
 sends it if it differs from what it sent last. It keeps no queue: pokes while it waits or sends merge into
 one look, so a slow subscriber gets the latest balance, never a backlog. It sends at most one message per
-`interval`. It ends with an error when the lookup stops matching the entity it started with, when the
-caller's API key is revoked (checked every `recheck` seconds, the key cache's lifetime) or when the caller's
-end-user token expires.
+`interval`. It ends with an error when the lookup stops matching the entity it started with, or when it is
+ended: its subscriber's API key revoked or end-user token expired (LiveService checks, for every watch of
+a worker at once).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from gateway.db.balances import fetch_balances
 from gateway.db.database import Database
 from gateway.domain.lookup import Balance, Lookup, Matches, decide
-from gateway.errors import GatewayError, ServiceUnavailable, Unauthenticated
+from gateway.errors import GatewayError, ServiceUnavailable
 from gateway.live.changes import ChangeFeed, entity_key
 
 # Lookups of one org sent in one statement, at most.
@@ -35,7 +35,7 @@ class EntityChanged(GatewayError):
     code = "ENTITY_CHANGED"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Subscriber:
     """Who subscribed: their org, the customer an end-user token limits them to, and how their right to
     read lapses: `still_allowed` raises Unauthenticated once the API key is revoked; `expires_at`
@@ -92,26 +92,29 @@ class Lookups:
 
 class BalanceWatch:
     def __init__(
-        self, feed: ChangeFeed, lookups: Lookups, lookup: Lookup, subscriber: Subscriber, *, interval: float,
-        recheck: float,
-    ) -> None:  # fmt: skip
+        self, feed: ChangeFeed, lookups: Lookups, lookup: Lookup, subscriber: Subscriber, *, interval: float
+    ) -> None:
         self._feed = feed
         self._lookups = lookups
         self._lookup = lookup
-        self._subscriber = subscriber
+        self.subscriber = subscriber
         self._interval = interval
-        self._recheck = recheck
         self._poked = asyncio.Event()
         self._resend = False
-        self._checked_at = time.monotonic()
+        self._ended: GatewayError | None = None
 
     def poke(self, *, resend: bool) -> None:
         self._resend = self._resend or resend
         self._poked.set()
 
+    def end(self, error: GatewayError) -> None:
+        """End the subscription with this error (its subscriber may no longer read: see LiveService)."""
+        self._ended = error
+        self._poked.set()
+
     async def balances(self) -> AsyncIterator[Balance]:
         """The balance now, then after each change; raises GatewayError to end the subscription."""
-        subscriber = self._subscriber
+        subscriber = self.subscriber
         announced = self._feed.announcements
         balance = await self._first_look()
         key = entity_key(balance.entity_type.value, balance.entity_id)
@@ -122,7 +125,9 @@ class BalanceWatch:
             sent, sent_at = balance, time.monotonic()
             yield balance
             while True:
-                await self._next_poke()
+                await self._poked.wait()
+                if self._ended is not None:
+                    raise self._ended
                 # At most one message per interval: pokes meanwhile merge into the next look.
                 await asyncio.sleep(sent_at + self._interval - time.monotonic())
                 self._poked.clear()
@@ -152,26 +157,6 @@ class BalanceWatch:
         return await self._look()
 
     async def _look(self) -> Balance:
-        subscriber = self._subscriber
+        subscriber = self.subscriber
         matches = await self._lookups.matches(subscriber.org_id, subscriber.customer_id, self._lookup)
         return decide(self._lookup, matches)
-
-    async def _next_poke(self) -> None:
-        """Wait for a poke; meanwhile, and at least every `recheck` seconds, check that the subscriber may
-        still read."""
-        expires_at = self._subscriber.expires_at
-        while True:
-            now = time.monotonic()
-            if now >= self._checked_at + self._recheck:
-                await self._subscriber.still_allowed()
-                self._checked_at = now
-            if expires_at is not None and now >= expires_at:
-                raise Unauthenticated("the end-user token expired")
-            timeout = self._checked_at + self._recheck - now
-            if expires_at is not None:
-                timeout = min(timeout, expires_at - now)
-            try:
-                await asyncio.wait_for(self._poked.wait(), timeout)
-                return
-            except TimeoutError:
-                continue
