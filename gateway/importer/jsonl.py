@@ -28,6 +28,9 @@ from gateway.db.importing import (
     has_versions,
     stage,
 )
+
+# The fast path to records.parse_line: the same records and messages, about twice as fast.
+from gateway.importer.fast_records import parse_line
 from gateway.importer.progress import progress_bar
 from gateway.importer.records import (
     BalanceRecord,
@@ -37,7 +40,6 @@ from gateway.importer.records import (
     ProgramRecord,
     Record,
     RecordError,
-    parse_line,
 )
 
 # Rows per COPY: big enough to amortise a round trip, small enough to keep
