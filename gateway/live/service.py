@@ -30,7 +30,7 @@ from gateway.live.watch import BalanceWatch, Lookups, Subscriber
 from gateway.observability.metrics import LIVE_CONNECTIONS, LIVE_LISTENING, LIVE_MESSAGES, LIVE_SUBSCRIPTIONS
 
 logger = logging.getLogger("gateway.live")
-# How often subscribers' end-user tokens are checked for expiry.
+# How often each subscriber's right to read is checked (its token's expiry, its key).
 _SWEEP_SECONDS = 1.0
 
 
@@ -64,22 +64,18 @@ class LiveService:
         self._sweeper = asyncio.create_task(self._sweep(), name="live-subscribers")
 
     async def _sweep(self) -> None:
-        """End the watches of subscribers who may no longer read: an end-user token is checked for expiry
-        every second, every subscriber's credential again every `api_key_cache_ttl` (a revoked API key's
-        subscriptions end within that); one check per subscriber, not per subscription, and no timer per
-        subscription."""
-        checked_at = time.monotonic()
+        """End the watches of subscribers who may no longer read, checked every second: one check per
+        subscriber (a WebSocket, an SSE request), not per subscription, and no timer per subscription. The
+        check is the one every request passes (cached: a revoked API key is refused within
+        api_key_cache_ttl), so a revoked key's subscriptions end within that and a second."""
         while True:
             await asyncio.sleep(_SWEEP_SECONDS)
             now = time.monotonic()
-            recheck = now - checked_at >= self.settings.api_key_cache_ttl
-            if recheck:
-                checked_at = now
             for subscriber, watches in tuple(self._watches.items()):
                 error: GatewayError | None = None
                 if subscriber.expires_at is not None and now >= subscriber.expires_at:
                     error = Unauthenticated("the end-user token expired")
-                elif recheck:
+                else:
                     try:
                         await subscriber.still_allowed()
                     except GatewayError as refused:

@@ -144,10 +144,10 @@ async def test_a_revoked_keys_subscriptions_end(world, own_database):
         prefix = key.split("_")[1]
         await connection.execute("UPDATE api_keys SET revoked_at = now() WHERE key_prefix = $1", prefix)
         for subscriber in subscribers:
-            event = await subscriber.event()  # within the key cache's 5 s, and WITHIN
+            event = await subscriber.event()  # within the key cache's 5 s and a second
             assert event["next"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", event
             assert "complete" in await subscriber.event()
-        assert time.monotonic() - revoked_at < 5 + 2
+        assert time.monotonic() - revoked_at < 5 + 1 + 2  # the cache, the check's period, some slack
     finally:
         for subscriber in subscribers:
             subscriber.stop()
