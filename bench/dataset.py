@@ -7,6 +7,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import asyncpg
 import orjson
@@ -14,6 +15,8 @@ import orjson
 from database import BENCH_DIR, Postgres
 
 POSTGRAPHILE_SQL = BENCH_DIR / "postgraphile" / "points_balance.sql"
+# The reference REST endpoint (gateway/edge/rest.py): the same lookup as the GraphQL field pointsBalance.
+REST_PATH = "/v2/customers/lookup/points/balance"
 
 # The customer lookup clients make most: one identifier, the org's default program.
 GATEWAY_QUERY = (
@@ -177,11 +180,26 @@ def postgraphile_body(sample: Sample) -> bytes:
     return orjson.dumps({"query": POSTGRAPHILE_QUERY, "variables": variables, "operationName": "Balance"})
 
 
+def rest_target(sample: Sample) -> str:
+    """The REST endpoint's path and query string for one identifier: the reference API's parameters, its
+    identifier name in camelCase (MOBILE -> mobile, EXTERNAL_ID -> externalId; the endpoint ignores case and
+    underscores)."""
+    if "," in sample.value:
+        # identifierValue is comma-separated: such a value cannot be looked up over REST.
+        raise ValueError(f"the sampled identifier value {sample.value!r} holds a comma")
+    first, *rest = sample.type.lower().split("_")
+    name = first + "".join(word.capitalize() for word in rest)
+    query = {"source": sample.source, "identifierName": name, "identifierValue": sample.value}
+    return f"{REST_PATH}?{urlencode(query)}"
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     api_key: str  # '' for none
-    body: bytes
+    body: bytes  # POSTed to /graphql; empty with a target
     customer_id: int  # the entityId the answer must carry
+    # A GET of this path and query string instead (the REST endpoint), answered by the balance itself.
+    target: str = ""
 
 
 def gateway_requests(dataset: Dataset) -> list[Request]:
@@ -192,8 +210,17 @@ def postgraphile_requests(dataset: Dataset) -> list[Request]:
     return [Request("", postgraphile_body(s), s.customer_id) for s in dataset.samples]
 
 
+def rest_requests(dataset: Dataset) -> list[Request]:
+    return [Request(dataset.keys[s.org_id], b"", s.customer_id, rest_target(s)) for s in dataset.samples]
+
+
 def write_requests(requests: list[Request], path: Path) -> Path:
-    """One request a line, `api key<TAB>body`, for the wrk script."""
+    """One request a line for the wrk script: `api key<TAB>body` (a POST to /graphql), or `api key<TAB>GET target`
+    (a GET without a body)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"".join(r.api_key.encode() + b"\t" + r.body + b"\n" for r in requests))
+    path.write_bytes(b"".join(r.api_key.encode() + b"\t" + _wrk_request(r) + b"\n" for r in requests))
     return path
+
+
+def _wrk_request(request: Request) -> bytes:
+    return b"GET " + request.target.encode() if request.target else request.body

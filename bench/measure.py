@@ -11,7 +11,7 @@ import orjson
 import psutil
 
 from database import WORK_DIR, Postgres
-from dataset import Dataset, Request, gateway_requests, postgraphile_requests, write_requests
+from dataset import Dataset, Request, gateway_requests, postgraphile_requests, rest_requests, write_requests
 from servers import Contender, Running, check_answers, running
 from wrk import LoadResult, run_wrk, wait_for_quiet
 
@@ -30,21 +30,30 @@ class Workload:
 
 @dataclass(frozen=True, slots=True)
 class Workloads:
+    """The sampled lookups in each contender's dialect (Contender.dialect), and the floor's API keys."""
+
     gateway: Workload
     postgraphile: Workload
+    rest: Workload  # GETs of the gateway's REST endpoint
     keys_file: Path
+
+    def of(self, contender: Contender) -> Workload:
+        found: Workload = getattr(self, contender.dialect)
+        return found
 
 
 def make_workloads(dataset: Dataset, name: str) -> Workloads:
     directory = WORK_DIR / "requests" / name
     gateway_list = gateway_requests(dataset)
     peer_list = postgraphile_requests(dataset)
+    rest_list = rest_requests(dataset)
     keys_file = directory / "keys.json"
     keys_file.parent.mkdir(parents=True, exist_ok=True)
     keys_file.write_bytes(orjson.dumps({key: org for org, key in dataset.keys.items()}))
     return Workloads(
         Workload(gateway_list, write_requests(gateway_list, directory / "gateway.tsv")),
         Workload(peer_list, write_requests(peer_list, directory / "postgraphile.tsv")),
+        Workload(rest_list, write_requests(rest_list, directory / "rest.tsv")),
         keys_file,
     )
 

@@ -1,7 +1,7 @@
 """The bench, in one command: the gateway against a raw floor and PostGraphile, side by side, on one database.
 
     python bench/run.py [--customers 1000000] [--duration 15] [--concurrency 8,32,64] [--workers 2]
-                        [--only gateway,floor,postgraphile] [--pool-size N] [--reuse] [--baseline-ref REF]
+                        [--only gateway,rest,floor,postgraphile] [--pool-size N] [--reuse] [--baseline-ref REF]
     python bench/run.py --batch [--batch-sizes 1,10,50]   aliased lookups per request, gateway only
     python bench/run.py --scale [--scale-sizes 10000,1000000]   p50 at two data sizes, gateway only
     python bench/run.py --trusted [--customers 100000]   a refused untrusted document against a cached valid one
@@ -12,9 +12,13 @@
                                      the data's (deltas.py)
     python bench/run.py --first-load [--customers 1000000]   `import FILE` into an empty database against COPY
                                      alone (first_load.py)
+    python bench/run.py --live [--customers 1000000]   live subscriptions: commit-to-message latency at 1k and
+                                     10k subscribers, memory per subscription, the lookups beside them (live.py)
 
 `--baseline-ref REF` adds the contender gateway@REF: the gateway's code at that git ref (bench/checkout.py),
 one worker, on the same data with the same settings and checks, and a column "÷ baseline gateway".
+The contender "gateway-1w REST" (`--only rest`) is gateway-1w's server driven through the reference REST endpoint
+(GET /v2/customers/lookup/points/balance) with the same lookups, set beside gateway-1w's /graphql.
 
 It starts an embedded PostgreSQL in bench/.work/, loads demo data with
 `loyalty-gateway demo-data` (timed), samples real identifiers, then starts each
@@ -47,7 +51,9 @@ from report import Row, load_table, machine_facts, quietest_row, write_markdown
 from servers import Contender, Running, check_answers, floor, free_port, gateway, postgraphile
 from wrk import QUIET_TOLERANCE, LoadResult, require_wrk
 
-CONTENDERS = ("gateway", "floor", "postgraphile")
+CONTENDERS = ("gateway", "rest", "floor", "postgraphile")
+# `--only rest`: gateway-1w's server, its REST endpoint.
+REST_CONTENDER = "gateway-1w REST"
 # The other modes: flag -> (module, its entry point); without any, the comparison runs.
 MODES = {
     "batch": ("batch", "run_batch"),
@@ -57,6 +63,7 @@ MODES = {
     "fairness": ("fairness", "run_fairness"),
     "trusted": ("trusted", "run_trusted"),
     "first_load": ("first_load", "run_first_load"),
+    "live": ("live", "run_live"),
 }
 # The modes that take several customer counts (--customers 1000,10000), with their default counts; the others
 # take one.
@@ -128,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: `import FILE` of --customers into an empty database against COPY alone (first_load.py)",
     )
     parser.add_argument(
+        "--live",
+        action="store_true",
+        help="instead: live subscriptions' commit-to-message latency, memory per subscription and the lookups "
+        "beside them (live.py)",
+    )
+    parser.add_argument(
         "--ingest",
         action="store_true",
         help="instead: how stale balances are, import --follow against one import a second, and the lookups' "
@@ -151,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="rounds over all contenders and levels; the quietest is reported (default 1; 5 in --scale; in --ingest "
         "over the query path's phases, in --first-load over its loads)",
     )
+    from live import add_arguments as add_live_arguments  # the --live-* flags
+
+    add_live_arguments(parser)
     return parser
 
 
@@ -182,6 +198,9 @@ def build_contender(
     peer: PostGraphileInstall | None,
     baseline: GatewaySource | None = None,
 ) -> Contender:
+    if name == REST_CONTENDER:
+        graphql = build_contender("gateway-1w", postgres, workloads, pool_size, workers, peer)
+        return replace(graphql, name=name, dialect="rest")
     port = free_port()
     if baseline is not None and name == baseline_name(baseline):
         # One worker, as gateway-1w: the pair the "÷ baseline gateway" column compares.
@@ -239,15 +258,24 @@ def code_check(
 
 
 def compare_answers(reference: tuple[str, list[dict[str, Any]]], answers: list[dict[str, Any]], name: str) -> None:
-    """Every contender must answer every sampled lookup exactly as the first one measured did."""
+    """Every contender must answer every sampled lookup exactly as the first one measured did, in every field the
+    two answers share: all of them between GraphQL answers; entityId and the points (mainPoints ...) between a
+    GraphQL answer and a REST one (which has no programs, and adds entityType and warnings)."""
     first_name, first = reference
-    differing = [i for i, (a, b) in enumerate(zip(first, answers, strict=True)) if a != b]
+    differing = [i for i, (a, b) in enumerate(zip(first, answers, strict=True)) if _shared(a, b) != _shared(b, a)]
     if differing:
         at = differing[0]
         raise RuntimeError(
             f"{name} answers {len(differing)} lookups differently from {first_name}, e.g.\n"
             f"  {first_name}: {first[at]}\n  {name}: {answers[at]}"
         )
+
+
+def _shared(answer: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    shared = {key: value for key, value in answer.items() if key in other}
+    if "mainPoints" not in shared:
+        raise RuntimeError(f"answers without mainPoints to compare: {answer} and {other}")
+    return shared
 
 
 def run_comparison(args: argparse.Namespace, command_line: str) -> int:
@@ -263,6 +291,8 @@ def run_comparison(args: argparse.Namespace, command_line: str) -> int:
             peer = installed
     names = [name for name in ("gateway-1w", f"gateway-{args.workers}w") if "gateway" in args.only]
     names = list(dict.fromkeys(names))
+    if "rest" in args.only:
+        names.append(REST_CONTENDER)
 
     stamp = datetime.now()
     current = current_gateway()
@@ -297,7 +327,7 @@ def run_comparison(args: argparse.Namespace, command_line: str) -> int:
                 order = names[shift:] + names[:shift]
                 for position, name in enumerate(order, start=1):
                     contender = build_contender(name, postgres, workloads, pool_size, args.workers, peer, baseline)
-                    workload = workloads.postgraphile if contender.dialect == "postgraphile" else workloads.gateway
+                    workload = workloads.of(contender)
                     check = None
                     if name.startswith("gateway"):
                         check = code_check(name, contender.cwd / "gateway", code_seen, workload.requests)
@@ -318,11 +348,14 @@ def run_comparison(args: argparse.Namespace, command_line: str) -> int:
     pair = ("gateway-1w", baseline_name(baseline)) if baseline is not None else None
     table = load_table(rows, pair)
     print("\n".join(table))
-    baseline_lines = against_baseline(rows, pair) if pair is not None else []
-    if baseline_lines:
-        print("\n".join(["", *baseline_lines]))
+    baseline_lines = ratio_lines(rows, pair) if pair is not None else []
+    rest_pair = (REST_CONTENDER, "gateway-1w")
+    rest_lines = ratio_lines(rows, rest_pair)
+    for found in (baseline_lines, rest_lines):
+        if found:
+            print("\n".join(["", *found]))
     lines = contender_lines(args, peer is not None)
-    if "gateway" in args.only:
+    if {"gateway", "rest"} & set(args.only):
         lines += code_lines
     if baseline is not None:
         lines += baseline_contender_lines(baseline)
@@ -347,6 +380,8 @@ def run_comparison(args: argparse.Namespace, command_line: str) -> int:
     ]
     if pair is not None:
         sections.append((f"Against the baseline: gateway-1w ÷ {pair[1]}", baseline_lines))
+    if rest_lines:
+        sections.append((f"REST against GraphQL: {rest_pair[0]} ÷ {rest_pair[1]}", rest_lines))
     path = write_markdown(
         f"Bench {stamp:%Y-%m-%d %H:%M}, {args.customers:,} customers", sections, stamp, "baseline" if pair else ""
     )
@@ -360,6 +395,13 @@ def contender_lines(args: argparse.Namespace, with_peer: bool) -> list[str]:
         lines.append(
             f"- **gateway-1w / gateway-{args.workers}w**: `loyalty-gateway serve --workers 1` / `--workers "
             f"{args.workers}` (uvicorn; every request authenticated by its org's API key)"
+        )
+    if "rest" in args.only:
+        lines.append(
+            f"- **{REST_CONTENDER}**: gateway-1w's server, driven through the reference REST endpoint: a GET of "
+            "`/v2/customers/lookup/points/balance?source=…&identifierName=…&identifierValue=…` per sampled "
+            "identifier (the same lookups as /graphql's, the same API keys), answered by the balance as JSON "
+            "without programs"
         )
     if "floor" in args.only:
         lines.append(
@@ -376,7 +418,8 @@ def contender_lines(args: argparse.Namespace, with_peer: bool) -> list[str]:
         )
     lines.append(
         "- wrk, 1 thread, a Lua script cycling over the sampled requests; every contender's answer to every "
-        "sampled request is checked before its load (the right entity, and every field equal across contenders)"
+        "sampled request is checked before its load (the right entity, and every field equal across contenders; "
+        "against a REST answer, entityId and the points)"
     )
     return lines
 
@@ -391,27 +434,33 @@ def baseline_contender_lines(baseline: GatewaySource) -> list[str]:
     ]
 
 
-def against_baseline(rows: Sequence[Row], pair: tuple[str, str]) -> list[str]:
-    """Per level: the current gateway ÷ the baseline, in req/s and in server CPU per request, and every round."""
+def ratio_lines(rows: Sequence[Row], pair: tuple[str, str]) -> list[str]:
+    """Per level where both were measured: one contender ÷ the other (the current gateway ÷ the baseline, REST ÷
+    GraphQL), in req/s, latency and server CPU per request, and req/s in every round."""
     subject, base = pair
     lines = []
     for concurrency in sorted({row.result.concurrency for row in rows}):
         by_name = {row.contender: row for row in rows if row.result.concurrency == concurrency}
         if subject not in by_name or base not in by_name:
             continue
-        now, then = by_name[subject], by_name[base]
+        now, then = by_name[subject].result, by_name[base].result
         rounds = "; ".join(
-            f"{a:,.0f} ÷ {b:,.0f} = {a / b:.2f}" for (a, _), (b, _) in zip(now.rounds, then.rounds, strict=True)
+            _over(a, b, ",.0f") for (a, _), (b, _) in zip(by_name[subject].rounds, by_name[base].rounds, strict=True)
         )
         lines.append(
-            f"- c={concurrency}: req/s {now.result.rps:,.0f} ÷ {then.result.rps:,.0f} = "
-            f"**{now.result.rps / then.result.rps:.2f}**; server CPU ms/req {now.result.server_ms_per_request:.3f} "
-            f"÷ {then.result.server_ms_per_request:.3f} = "
-            f"**{now.result.server_ms_per_request / then.result.server_ms_per_request:.2f}** (below 1: less CPU now); "
-            f"PG CPU ms/req {now.result.postgres_ms_per_request:.3f} ÷ {then.result.postgres_ms_per_request:.3f}; "
-            f"req/s round by round: {rounds}"
+            f"- c={concurrency}: req/s {_over(now.rps, then.rps, ',.0f', bold=True)}; "
+            f"p50 ms {_over(now.p50_ms, then.p50_ms, '.2f')}; p99 ms {_over(now.p99_ms, then.p99_ms, '.2f')}; "
+            f"server CPU ms/req {_over(now.server_ms_per_request, then.server_ms_per_request, '.3f', bold=True)} "
+            f"(below 1: less CPU); PG CPU ms/req {now.postgres_ms_per_request:.3f} ÷ "
+            f"{then.postgres_ms_per_request:.3f}; req/s round by round: {rounds}"
         )
     return lines
+
+
+def _over(value: float, base: float, spec: str, *, bold: bool = False) -> str:
+    """The text "value ÷ base = ratio", the ratio in bold if asked."""
+    mark = "**" if bold else ""
+    return f"{value:{spec}} ÷ {base:{spec}} = {mark}{value / base:.2f}{mark}"
 
 
 def verdict(rows: Sequence[Row]) -> list[str]:

@@ -37,7 +37,7 @@ class Contender:
     command: list[str]
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path = BENCH_DIR
-    # Which request bodies it takes: "gateway" (also the floor) or "postgraphile".
+    # Which requests it takes: "gateway" (also the floor), "postgraphile", or "rest" (the gateway's REST endpoint).
     dialect: str = "gateway"
 
 
@@ -130,6 +130,11 @@ class Running:
     log: Path
 
     @property
+    def origin(self) -> str:
+        """http://host:port, without /graphql."""
+        return f"http://{HOST}:{self.contender.port}"
+
+    @property
     def psutil(self) -> psutil.Process:
         return psutil.Process(self.process.pid)
 
@@ -188,7 +193,7 @@ def _wait_ready(server: Running, probe: Request, timeout: float) -> None:
         if server.process.poll() is not None:
             raise RuntimeError(f"{server.contender.name} exited ({server.process.returncode}):\n{server.log_tail()}")
         try:
-            answer = httpx.post(server.url, content=probe.body, headers=headers(probe), timeout=5)
+            answer = httpx.request(**http_request(server, probe), timeout=5)
             if answer.status_code == 200:
                 return
             last = f"HTTP {answer.status_code}: {answer.text[:500]}"
@@ -199,14 +204,24 @@ def _wait_ready(server: Running, probe: Request, timeout: float) -> None:
 
 
 def headers(request: Request) -> dict[str, str]:
-    out = {"content-type": "application/json", "accept": "application/json"}
+    out = {"accept": "application/json"}
+    if not request.target:  # a GET has no body
+        out["content-type"] = "application/json"
     if request.api_key:
         out["authorization"] = f"Bearer {request.api_key}"
     return out
 
 
+def http_request(server: Running, request: Request) -> dict[str, Any]:
+    """httpx's arguments for one request: a POST of its body to /graphql, or a GET of its target."""
+    if request.target:
+        return {"method": "GET", "url": server.origin + request.target, "headers": headers(request)}
+    return {"method": "POST", "url": server.url, "content": request.body, "headers": headers(request)}
+
+
 def check_answers(server: Running, requests: Sequence[Request], concurrency: int = 8) -> list[dict[str, Any]]:
-    """Send every request once; fail loudly on any error or wrong entity. Returns the pointsBalance answers."""
+    """Send every request once; fail loudly on any error or wrong entity. Returns the pointsBalance answers (a REST
+    request's answer is the balance itself)."""
     return asyncio.run(_check_answers(server, requests, concurrency))
 
 
@@ -216,15 +231,14 @@ async def _check_answers(server: Running, requests: Sequence[Request], concurren
 
         async def one(request: Request) -> dict[str, Any]:
             async with limit:
-                answer = await client.post(server.url, content=request.body, headers=headers(request))
+                answer = await client.request(**http_request(server, request))
             if answer.status_code != 200:
                 raise RuntimeError(f"{server.contender.name}: HTTP {answer.status_code}: {answer.text[:500]}")
             payload = orjson.loads(answer.content)
-            balance = (payload.get("data") or {}).get("pointsBalance")
+            balance = payload if request.target else (payload.get("data") or {}).get("pointsBalance")
             if payload.get("errors") or not balance or balance.get("entityId") != str(request.customer_id):
-                raise RuntimeError(
-                    f"{server.contender.name} answered wrongly for {request.body.decode()}:\n{answer.text[:1000]}"
-                )
+                sent = request.target or request.body.decode()
+                raise RuntimeError(f"{server.contender.name} answered wrongly for {sent}:\n{answer.text[:1000]}")
             found: dict[str, Any] = balance
             return found
 

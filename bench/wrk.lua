@@ -1,5 +1,6 @@
--- Cycles over pre-formatted requests read from a file (one a line: `api key<TAB>JSON body`)
--- and prints the run's figures as one JSON line when done. Use with one thread (-t1).
+-- Cycles over pre-formatted requests read from a file and prints the run's figures as one JSON line when done.
+-- Use with one thread (-t1). One request a line: `api key<TAB>JSON body`, a POST of the body to the path below,
+-- or `api key<TAB>GET /path?query`, a GET of that path without a body (the REST endpoint).
 -- Arguments: the requests file, the path ("/graphql"), then any of these options:
 --   check-bodies     count answers whose body holds GraphQL errors (wrk then reads every body: soak tests only)
 --   expect-status=N  count answers whose status is not N (so that an expected 4xx is not an error)
@@ -40,11 +41,20 @@ function init(args)
   end
   for line in io.lines(args[1]) do
     local key, body = line:match("^([^\t]*)\t(.*)$")
-    local headers = { ["Content-Type"] = "application/json", ["Accept"] = "application/json" }
+    local target = body:match("^GET (/%S*)$")
+    local headers = { ["Accept"] = "application/json" }
+    if not target then
+      headers["Content-Type"] = "application/json"
+    end
     if key ~= "" then
       headers["Authorization"] = "Bearer " .. key
     end
-    local formatted = wrk.format("POST", args[2] or "/graphql", headers, body)
+    local formatted
+    if target then
+      formatted = wrk.format("GET", target, headers, nil)
+    else
+      formatted = wrk.format("POST", args[2] or "/graphql", headers, body)
+    end
     requests[#requests + 1] = formatted
     if fresh_prefix then
       local first, last = formatted:find(FRESH_PLACEHOLDER, 1, true)
