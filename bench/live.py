@@ -898,15 +898,21 @@ def opening_line(opening: Opening) -> str:
 
 def outcome_line(outcome: Outcome) -> str:
     u = outcome.usage
+    # Beside the lookups, the CPU is theirs too: no figure per message.
+    per_message = (
+        "| — | — | — "
+        if outcome.beside
+        else f"| {outcome.server_ms_per_message:.3f} | {outcome.net_server_ms_per_message:.3f} "
+        f"| {outcome.postgres_ms_per_change:.3f} "
+    )
     return (
         f"| {outcome.subscribers:,} | {outcome.rate:,}" + (f" beside {outcome.beside}" if outcome.beside else "")
         + f" | {outcome.sent_rate:,.0f} | {len(outcome.latency_ms):,} / {len(outcome.changes):,} "
         f"| {outcome.merged} | {outcome.lost} | {outcome.to_ended} | {outcome.gateway_messages:,.0f} "
         f"| {outcome.unavailable:,.0f} | {outcome.percentile(50):.1f} "
         f"| {outcome.percentile(99):.1f} | {outcome.latency_ms[-1] if outcome.latency_ms else float('nan'):.1f} "
-        f"| {outcome.server_ms_per_message:.3f} | {outcome.net_server_ms_per_message:.3f} "
-        f"| {outcome.postgres_ms_per_change:.3f} | {outcome.server_cores:.2f} | {u.client / u.seconds:.2f} "
-        f"| {u.other:.1f} |"
+        + per_message
+        + f"| {outcome.server_cores:.2f} | {u.client / u.seconds:.2f} | {u.other:.1f} |"
     )  # fmt: skip
 
 
