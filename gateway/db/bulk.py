@@ -56,14 +56,6 @@ WHERE i.indrelid = ANY($1::text[]::regclass[])
   AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conrelid = i.indrelid AND c.conindid = i.indexrelid)
 ORDER BY i.indexrelid
 """
-_PRIMARY_KEYS = """
-SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname) AS drop_statement,
-       format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid))
-           AS create_statement
-FROM pg_constraint c
-WHERE c.contype = 'p' AND c.conrelid = ANY($1::text[]::regclass[])
-ORDER BY c.oid
-"""
 # Triggers of the gateway's own (the change announcements of live subscriptions): a load into empty tables
 # has no subscriber to tell, and capturing millions of rows for them is not free.
 _TRIGGERS = """
@@ -73,12 +65,13 @@ FROM pg_trigger t
 WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND t.tgrelid = ANY($1::text[]::regclass[])
 ORDER BY t.oid
 """
-_FOREIGN_KEYS = """
+# Constraints of one type ($2: 'p' primary keys, 'f' foreign keys) of the tables $1.
+_CONSTRAINTS = """
 SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname) AS drop_statement,
        format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid))
            AS create_statement
 FROM pg_constraint c
-WHERE c.contype = 'f' AND c.conrelid = ANY($1::text[]::regclass[])
+WHERE c.contype::text = $2 AND c.conrelid = ANY($1::text[]::regclass[])
 ORDER BY c.oid
 """
 ENTITIES_EMPTY = """
@@ -134,8 +127,8 @@ async def defer_indexes(
     """Drop the secondary indexes and foreign keys of tables, and the primary keys of primary_keys_of (whose
     loads then need no conflict handling), and disable their triggers; only sound while they are empty."""
     indexes = await connection.fetch(_SECONDARY_INDEXES, list(tables))
-    foreign_keys = await connection.fetch(_FOREIGN_KEYS, list(tables))
-    primary_keys = await connection.fetch(_PRIMARY_KEYS, list(primary_keys_of)) if primary_keys_of else []
+    foreign_keys = await connection.fetch(_CONSTRAINTS, list(tables), "f")
+    primary_keys = await connection.fetch(_CONSTRAINTS, list(primary_keys_of), "p") if primary_keys_of else []
     triggers = await connection.fetch(_TRIGGERS, list(tables))
     # Foreign keys first: they need the primary keys they point at, which are built first again.
     dropped = (*triggers, *foreign_keys, *primary_keys, *indexes)
