@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import uvicorn
@@ -20,11 +20,12 @@ from tests.ports import free_port
 
 
 @contextmanager
-def serving(database_url: str, *flags: str) -> Iterator[int]:
+def serving(database_url: str, *flags: str, environment: Mapping[str, str] | None = None) -> Iterator[int]:
     """`loyalty-gateway serve --env production` in a process of its own (its defaults: no LOYALTY_GATEWAY_*
-    variable passed on); yields its port, stops it with SIGTERM."""
+    variable passed on, only those of `environment`); yields its port, stops it with SIGTERM."""
     port = free_port()
     env = {name: value for name, value in os.environ.items() if not name.startswith("LOYALTY_GATEWAY_")}
+    env.update(environment or {})
     command = [
         sys.executable, "-m", "gateway", "serve", "--env", "production", "--database-url", database_url,
         "--port", str(port), "--metrics", str(free_port()), "--log-level", "warning", *flags,
