@@ -7,6 +7,7 @@ routing and middleware.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -44,6 +45,7 @@ from gateway.observability.logs import configure_logging, log_format
 from gateway.observability.metrics import MetricsOption, metrics_endpoint
 from gateway.observability.requests import ObservedEndpoint, RequestObserver, query_observer
 from gateway.observability.tenants import publish_waits
+from gateway.observability.tracing import Tracing
 from gateway.schema import ROOT_RESOLVERS, schema
 
 GRAPHQL_PATH = "/graphql"
@@ -101,6 +103,8 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
     if settings.trusted_documents_only and not trusted_only:
         logger.warning("--trusted-documents-only is not enforced in development mode")
     observer = RequestObserver(metrics_enabled=metrics.enabled)
+    # OpenTelemetry's own variables (OTEL_*) turn traces on; None, and nothing on any request's path, when off.
+    tracing = Tracing.from_environment(os.environ)
     # Gauges sampled rather than counted per request: refreshed at each scrape and every second.
     samplers = [observer.sample]
 
@@ -108,9 +112,8 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         # The pool opens connections on demand: the gateway starts even while the database is down.
         pool = await create_pool(database_url, settings)
-        database = Database(
-            pool, settings.acquire_timeout, ready=False, on_query=query_observer(metrics_enabled=metrics.enabled)
-        )
+        on_query = query_observer(metrics_enabled=metrics.enabled, traced=tracing is not None)
+        database = Database(pool, settings.acquire_timeout, ready=False, on_query=on_query)
         samplers.append(pool_sampler := partial(sample_pool, database))
         try:
             # Migrations run on their own connection (now, or in the background until the database is there).
@@ -141,20 +144,23 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
         finally:
             samplers.remove(pool_sampler)
             await database.close(grace=settings.shutdown_grace)
+            if tracing is not None:
+                # Spans still queued are exported before the worker exits.
+                await asyncio.to_thread(tracing.shutdown)
 
     endpoint = GraphQLEndpoint(
         schema=schema, root_resolvers=ROOT_RESOLVERS, settings=settings, example_query=example_query
     )
     samplers += [partial(sample_fair_share, endpoint.fair_share), publish_waits]
     rest_endpoint = RestEndpoint(settings, endpoint.gatekeeper, endpoint.fair_share, endpoint.deadlines)
-    graphql: ASGIApp = ObservedEndpoint(endpoint, observer)
+    graphql: ASGIApp = ObservedEndpoint(endpoint, observer, tracing)
     if cors := cors_options(settings):
         graphql = CORSMiddleware(graphql, **cors)
     routes = [
         # Reached only by paths that merely resemble it (Starlette redirects "/graphql/" here).
         Route(GRAPHQL_PATH, graphql),
         # The reference API's own endpoint, on the GraphQL field's path (edge/rest.py).
-        Route(REST_PATH, ObservedEndpoint(rest_endpoint, observer)),
+        Route(REST_PATH, ObservedEndpoint(rest_endpoint, observer, tracing)),
         Route(OPENAPI_PATH, openapi, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.observability import metrics
 from gateway.observability.logs import RequestLog, safe_request_id
+from gateway.observability.tracing import Tracing
 
 
 class RequestRecord:
@@ -33,6 +34,7 @@ class RequestRecord:
         "operation",
         "org_id",
         "outcome",
+        "phases",
         "request_id",
         "started",
         "status",
@@ -56,6 +58,8 @@ class RequestRecord:
         # 0 until the response starts; a request that never answers is logged as a 500.
         self.status = 0
         self.token: Any = None
+        # With tracing on: (name, start in ns since the epoch, seconds) of its parse, waits and statements.
+        self.phases: list[tuple[str, int, float]] | None = None
 
 
 _CURRENT: ContextVar[RequestRecord | None] = ContextVar("loyalty_gateway_request", default=None)
@@ -105,11 +109,30 @@ def note_result(org_id: int, body: dict[str, Any]) -> None:
         record.outcome = errors[0].get("extensions", {}).get("code")
 
 
-def note_request_wait(seconds: float) -> None:
-    """Time the request waited for its turn (called by the fair share and the database layer)."""
+# Where a request waits (observability/tenants.py's `where`) -> its span's name.
+_WAITS = {"pool": "wait for a database connection", "fair_share": "wait for the org's turn"}
+
+
+def note_request_wait(seconds: float, where: str) -> None:
+    """Time the request waited for its turn, and where (called by the fair share and the database layer)."""
     record = _CURRENT.get()
     if record is not None:
         record.wait_seconds += seconds
+        if record.phases is not None:
+            record.phases.append((_WAITS.get(where, where), time.time_ns() - int(seconds * 1e9), seconds))
+
+
+def note_phase(name: str, started_ns: int, seconds: float) -> None:
+    """A step of the request worth its own span when tracing is on (a parse, a validation)."""
+    record = _CURRENT.get()
+    if record is not None and record.phases is not None:
+        record.phases.append((name, started_ns, seconds))
+
+
+def tracing_phases() -> bool:
+    """Whether the current request is traced: steps off the usual path time themselves only then."""
+    record = _CURRENT.get()
+    return record is not None and record.phases is not None
 
 
 def note_database_time(seconds: float) -> None:
@@ -187,15 +210,30 @@ class RequestObserver:
 class ObservedEndpoint:
     """The endpoint app, with each HTTP request observed (an instance: Starlette routes to it as an ASGI app)."""
 
-    def __init__(self, app: ASGIApp, observer: RequestObserver) -> None:
+    def __init__(self, app: ASGIApp, observer: RequestObserver, tracing: Tracing | None = None) -> None:
         self.app = app
         self.observer = observer
+        self.tracing = tracing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.tracing is not None:
+            await self._traced(scope, receive, send, self.tracing)
+            return
+        await self._observed(scope, receive, send, self.observer.begin())
+
+    async def _traced(self, scope: Scope, receive: Receive, send: Send, tracing: Tracing) -> None:
+        span = tracing.begin(scope)
         record = self.observer.begin()
+        record.phases = []
+        try:
+            await self._observed(scope, receive, send, record)
+        finally:
+            tracing.end(span, record)
+
+    async def _observed(self, scope: Scope, receive: Receive, send: Send, record: RequestRecord) -> None:
 
         async def send_and_note(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -240,9 +278,22 @@ def _shutting_down(scope: Scope) -> Message:
     }
 
 
-def query_observer(*, metrics_enabled: bool) -> Any:
-    """The database layer's hook: called with the seconds a connection was held."""
+def query_observer(*, metrics_enabled: bool, traced: bool = False) -> Any:
+    """The database layer's hook: called with the seconds a connection was held (its statement's time)."""
     histogram = metrics.DB_QUERY_SECONDS
+
+    if traced:
+
+        def observe_traced(seconds: float) -> None:
+            record = _CURRENT.get()
+            if record is not None:
+                record.db_seconds += seconds
+                if record.phases is not None:
+                    record.phases.append(("database statement", time.time_ns() - int(seconds * 1e9), seconds))
+            if metrics_enabled:
+                histogram.observe(seconds)
+
+        return observe_traced
 
     if not metrics_enabled:
         return note_database_time

@@ -20,7 +20,7 @@ _sheds: dict[tuple[int | None, str], Any] = {}
 
 def note_wait(org_id: int | None, where: str, seconds: float) -> None:
     """A request of this org waited `seconds` for its turn (`where`: fair_share, or pool for a connection)."""
-    note_request_wait(seconds)
+    note_request_wait(seconds, where)
     pending = _pending.get((org_id, where))
     if pending is None:
         _pending[(org_id, where)] = [seconds, 1]
