@@ -205,3 +205,22 @@ def test_traces_are_on_only_when_opentelemetrys_variables_ask() -> None:
         Tracing.from_environment(
             {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
         )
+
+
+async def test_spans_still_queued_at_shutdown_are_sent_before_the_gateway_exits(
+    database_url: str, collector: Collector
+) -> None:
+    key = await seed_tom(database_url)
+    # Batches would wait a minute: only the shutdown sends them.
+    slow_batches = {**environment(collector), "OTEL_BSP_SCHEDULE_DELAY": "60000"}
+    with serving(database_url, environment=slow_batches) as port:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            answer = await client.post(
+                "/graphql", json={"query": LOOKUP, "variables": BY_ID}, headers={"authorization": f"Bearer {key}"}
+            )
+            assert answer.status_code == 200
+        await asyncio.sleep(0.5)
+        assert not collector.spans
+    # serving() has stopped the gateway (SIGTERM) and waited for it to exit.
+    servers = [span for span in collector.spans if span.kind == SpanMessage.SPAN_KIND_SERVER]
+    assert [span.attributes["graphql.operation.name"] for span in servers] == ["TomBalance"]
