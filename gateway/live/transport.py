@@ -23,18 +23,27 @@ import strawberry.asgi
 from graphql import GraphQLError, OperationType
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, SubscribeMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    CompleteMessage,
+    ConnectionInitMessage,
+    SubscribeMessage,
+)
 from strawberry.types import ExecutionResult
 
 from gateway.access.admission import Caller, Gatekeeper
+from gateway.domain.lookup import Lookup
 from gateway.edge.state import AppState
 from gateway.errors import BadRequest, GatewayError
 from gateway.execution.documents import DocumentCache
 from gateway.execution.results import format_error
+from gateway.live.outboxes import GONE, SocketOutbox, StreamOutbox, compiled
+from gateway.live.plans import LivePlan, SubscriptionCompiler
 from gateway.live.service import LiveContext
+from gateway.schema.query import ROOT_RESOLVERS
+from gateway.schema.types import PointsBalance
 
 logger = logging.getLogger("gateway.live.transport")
 
@@ -97,6 +106,7 @@ class WebSocketEndpoint(strawberry.asgi.GraphQL):
         )
         self.gatekeeper = gatekeeper
         self.documents = documents
+        self.compiler = live_compiler(schema)
         self.graphql_transport_ws_handler_class = _TransportWSHandler
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> LiveContext:  # type: ignore[override]
@@ -105,8 +115,17 @@ class WebSocketEndpoint(strawberry.asgi.GraphQL):
         return LiveContext(state.live, self.documents, request_id, app_state=state)
 
 
+def live_compiler(schema: Any) -> SubscriptionCompiler:
+    """Plans for subscriptions to the gateway's schema (their root fields are the queries')."""
+    return SubscriptionCompiler(schema, ROOT_RESOLVERS, PointsBalance.from_domain)
+
+
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[LiveContext, None]):
+    """strawberry's handler, with the gateway's admission; compiled subscriptions are the handler's own
+    (gateway.live.outboxes.SocketOutbox: no task per subscription), others strawberry's operations."""
+
     view: WebSocketEndpoint
+    _outbox: SocketOutbox | None = None
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         payload = message.get("payload") or {}
@@ -127,10 +146,15 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[LiveContext, None]):
             await self.websocket.close(code=code, reason=f"{error.code}: {error.message}"[:120])
             return
         await self.send_message({"type": "connection_ack"})
+        self._outbox = SocketOutbox(self._send_text)
         self.connection_acknowledged = True
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
-        if self.connection_acknowledged and message["id"] not in self.operations:
+        outbox = self._outbox
+        if self.connection_acknowledged and outbox is not None and message["id"] not in self.operations:
+            if message["id"] in outbox.subscriptions:
+                await self.websocket.close(code=4409, reason=f"Subscriber for {message['id']} already exists")
+                return
             payload = message.get("payload") or {}
             refusal = document_refusal(
                 self.view.documents, payload.get("query"), payload.get("operationName"), self.context.request_id
@@ -138,13 +162,68 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[LiveContext, None]):
             if refusal is not None:
                 await self.send_message({"id": message["id"], "type": "error", "payload": refusal})
                 return
+            if self._subscribe_compiled(message["id"], payload, outbox):
+                return
         await super().handle_subscribe(message)
+
+    def _subscribe_compiled(self, id: str, payload: dict[str, Any], outbox: SocketOutbox) -> bool:
+        """Start the subscription as a compiled plan; False: strawberry and graphql-core run it."""
+        found = compiled(
+            self.view.compiler, self.view.documents, payload["query"], payload.get("operationName"),
+            payload.get("variables"),
+        )  # fmt: skip
+        if found is None:
+            return False
+        try:
+            if isinstance(found, GatewayError):
+                raise found
+            plan, lookup = found
+            outbox.subscriptions[id] = self.context.service.subscribe(self.context, lookup, outbox, id, plan)
+        except GatewayError as error:
+            outbox.refuse(id, error)
+        return True
+
+    async def handle_complete(self, message: CompleteMessage) -> None:
+        outbox = self._outbox
+        subscription = outbox.subscriptions.pop(message["id"], None) if outbox is not None else None
+        if subscription is None:
+            await super().handle_complete(message)
+            return
+        assert outbox is not None
+        outbox.drop(subscription)
+        self.context.service.release(subscription)
+
+    async def _send_text(self, text: str) -> None:
+        websocket = self.websocket.ws  # type: ignore[attr-defined]
+        try:
+            await websocket.send_text(text)
+        except RuntimeError as error:
+            # Starlette's refusal to send once the connection closed: the client left.
+            if websocket.application_state is WebSocketState.DISCONNECTED:
+                raise WebSocketDisconnect(1006) from error
+            raise
+
+    async def handle_task_exception(self, error: Exception) -> None:
+        """A client that leaves while strawberry sends to it is not a fault."""
+        websocket = self.websocket.ws  # type: ignore[attr-defined]
+        if isinstance(error, GONE) or (
+            isinstance(error, RuntimeError) and websocket.application_state is WebSocketState.DISCONNECTED
+        ):
+            logger.debug("a live client left while it was being sent a message: %r", error)
+            return
+        await super().handle_task_exception(error)
 
     async def _send_result_stream(self, operation: Any, result_source: Any) -> None:
         await super()._send_result_stream(operation, _coded_results(result_source, self.context.request_id))
 
     async def shutdown(self) -> None:
         try:
+            outbox = self._outbox
+            if outbox is not None:
+                for subscription in outbox.subscriptions.values():
+                    self.context.service.release(subscription)
+                outbox.subscriptions.clear()
+                await outbox.close()
             await super().shutdown()
         finally:
             slot = getattr(self, "_slot", None)
@@ -189,6 +268,11 @@ def event_stream(
         try:
             if refusal is not None:
                 yield _event("next", {"errors": refusal})
+            elif (found := compiled(live_compiler(schema), live.documents, request["query"],
+                                    request.get("operationName"), request.get("variables"))) is not None:  # fmt: skip
+                async for event in _compiled_events(live, found):
+                    yield event
+                return
             else:
                 results = await schema.subscribe(
                     request["query"],
@@ -203,6 +287,25 @@ def event_stream(
             on_close()
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def _compiled_events(live: LiveContext, found: tuple[LivePlan, Lookup] | GatewayError) -> AsyncIterator[bytes]:
+    """A compiled subscription's events: no graphql-core, and no task of its own but the stream's."""
+    outbox = StreamOutbox(live.request_id)
+    subscription = None
+    try:
+        if isinstance(found, GatewayError):
+            raise found
+        plan, lookup = found
+        subscription = live.service.subscribe(live, lookup, outbox, plan=plan)
+    except GatewayError as error:
+        outbox.end(None, error)
+    try:
+        async for event in outbox.events(SSE_HEARTBEAT_SECONDS):
+            yield event
+    finally:
+        if subscription is not None:
+            live.service.release(subscription)
 
 
 def _event(name: str, data: Any) -> bytes:
