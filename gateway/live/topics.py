@@ -131,7 +131,9 @@ class Topics:
         if topic is None:
             topic = self._topics[key] = Topic(self, key, lookup, balance)
             self._feed.watch(org_id, entity_key(balance.entity_type.value, balance.entity_id), topic)
-        elif topic.balance != balance:
+        elif topic.balance == balance:
+            balance = topic.balance  # kept once for all who were sent it
+        else:
             stale = True  # one of the two looks is older: look again
         topic.members.add(subscription)
         subscription.topic = topic
