@@ -132,6 +132,7 @@ class StreamOutbox:
         self.request_id = request_id
         self._next: bytes | None = None
         self._final: list[bytes] | None = None
+        self._stopped = False
         self._wake = asyncio.Event()
 
     def send(self, subscription: Subscription, balance: Balance) -> None:
@@ -141,6 +142,11 @@ class StreamOutbox:
 
     def end(self, subscription: Subscription | None, error: GatewayError | None) -> None:
         self._final = [_event("next", error_payload(error, self.request_id)), _event("complete", "")]
+        self._wake.set()
+
+    def stop(self) -> None:
+        """The server is stopping: end the stream without `complete`, so that the client subscribes again."""
+        self._stopped = True
         self._wake.set()
 
     async def events(self, heartbeat: float) -> AsyncIterator[bytes]:
@@ -153,6 +159,8 @@ class StreamOutbox:
                 yield b":\n\n"
                 continue
             wake.clear()
+            if self._stopped:
+                return
             if self._next is not None:
                 event, self._next = self._next, None
                 yield event

@@ -17,10 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
+from types import FrameType
 from typing import Any
 
 import asyncpg
@@ -83,10 +87,37 @@ class LiveService:
         # Each subscriber's subscriptions (one subscriber per WebSocket or SSE request).
         self._subscriptions: dict[Subscriber, set[Subscription]] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        # What to call when the server starts stopping: each SSE stream's end (gateway.live.transport).
+        self.on_stop: set[Callable[[], None]] = set()
+        self._signals: dict[int, Any] = {}
 
     def start(self) -> None:
         self.feed.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="live-subscribers")
+        self._hear_stop_signals()
+
+    def _hear_stop_signals(self) -> None:
+        """Be told of SIGTERM and SIGINT before the server's own handler (uvicorn's, which then waits up to the
+        shutdown grace for responses to finish): SSE streams end at once, so that their clients subscribe again
+        elsewhere, rather than at the grace. WebSockets are closed by the server itself."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals reach the main thread only (a server run in a thread is stopped otherwise)
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(number)
+            if callable(previous):
+                self._signals[number] = previous
+                signal.signal(number, partial(self._stop_signal, loop, previous))
+
+    def _stop_signal(
+        self, loop: asyncio.AbstractEventLoop, previous: Any, number: int, frame: FrameType | None
+    ) -> None:
+        loop.call_soon_threadsafe(self.stop_streams)
+        previous(number, frame)
+
+    def stop_streams(self) -> None:
+        for stop in tuple(self.on_stop):
+            stop()
 
     async def _sweep(self) -> None:
         """End the subscriptions of subscribers who may no longer read, checked every second: one check per
@@ -116,6 +147,10 @@ class LiveService:
         LIVE_LISTENING.set(1 if self.feed.connected.is_set() else 0)
 
     async def close(self) -> None:
+        for number, previous in self._signals.items():
+            if isinstance(handler := signal.getsignal(number), partial) and handler.func == self._stop_signal:
+                signal.signal(number, previous)
+        self.stop_streams()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)

@@ -300,10 +300,12 @@ async def _compiled_events(live: LiveContext, found: tuple[LivePlan, Lookup] | G
         subscription = live.service.subscribe(live, lookup, outbox, plan=plan)
     except GatewayError as error:
         outbox.end(None, error)
+    live.service.on_stop.add(outbox.stop)
     try:
         async for event in outbox.events(SSE_HEARTBEAT_SECONDS):
             yield event
     finally:
+        live.service.on_stop.discard(outbox.stop)
         if subscription is not None:
             live.service.release(subscription)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -14,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from gateway.importer import import_file
 from tests.factories import Seed
 from tests.importer import balance, write_jsonl
 from tests.importer.feeds import Feed
+from tests.operations.test_shutdown import Serve
 from tests.serving import serving
 
 NODE_CLIENTS = Path(__file__).resolve().parents[1] / "clients" / "node"
@@ -151,3 +154,29 @@ async def test_a_revoked_keys_subscriptions_end(world, own_database):
     finally:
         for subscriber in subscribers:
             subscriber.stop()
+
+
+async def test_sse_streams_end_at_once_when_the_server_stops(world, own_database, tmp_path):
+    """SIGTERM ends an SSE stream without `complete` (its client subscribes again, elsewhere) rather than
+    holding it until the shutdown grace."""
+    _, key, _ = world
+    server = Serve(own_database, tmp_path / "serve.log", "--shutdown-grace", "20")
+    try:
+        await server.ready()
+        headers = {"authorization": f"Bearer {key}", "accept": "text/event-stream"}
+        payload = {"query": SUBSCRIPTION, "variables": {"value": f"ext-{TOM}"}}
+        async with (
+            httpx.AsyncClient(base_url=server.url, timeout=WITHIN) as client,
+            client.stream("POST", "/graphql", json=payload, headers=headers) as stream,
+        ):
+            lines = stream.aiter_lines()
+            assert await anext(lines) == "event: next"
+            assert '"mainPoints":"100.000"' in await anext(lines)
+            stopping = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            rest = [line async for line in lines]
+            assert time.monotonic() - stopping < 5  # not the 20 s grace
+        assert "event: complete" not in rest
+        assert await server.exit_status() == 0
+    finally:
+        server.kill()
