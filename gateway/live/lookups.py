@@ -10,11 +10,14 @@ however many entities changed, and no lookup waits for a connection on its own.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 
 from gateway.db.balances import fetch_balances
 from gateway.db.database import Database
 from gateway.domain.lookup import Lookup, Matches
+
+logger = logging.getLogger("gateway.live.lookups")
 
 # Lookups in one statement, at most.
 BATCH = 500
@@ -90,11 +93,19 @@ class Lookups:
                 )
             except Exception as error:
                 for _, answer in waiting:
-                    answer(error)
+                    _tell(answer, error)
             else:
                 for (_, answer), matches in zip(waiting, found, strict=True):
-                    answer(matches)
+                    _tell(answer, matches)
         finally:
             self._busy.discard(scope)
             if scope in self._waiting and not self._closed:
                 self._start(scope)
+
+
+def _tell(answer: Answer, result: Matches | Exception) -> None:
+    """One waiter's answer; a fault in one does not keep the others of its statement from theirs."""
+    try:
+        answer(result)
+    except Exception:
+        logger.exception("a live subscription could not take its lookup's answer")

@@ -219,7 +219,11 @@ class LiveService:
                 logger.exception("a live lookup failed")
                 self.end(subscription, None)
                 return
-            self.topics.join(subscription, lookup, balance, announced)
+            try:
+                self.topics.join(subscription, lookup, balance, announced)
+            except Exception:
+                logger.exception("a live message could not be written")
+                self.end(subscription, None)
 
         subscriber = subscription.live.subscriber
         self.lookups.ask(subscriber.org_id, subscriber.customer_id, lookup, looked)

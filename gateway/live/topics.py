@@ -227,7 +227,11 @@ class Topics:
             topic.balance, topic.payloads = balance, None
             for subscription in tuple(topic.members):
                 subscription.resend = subscription.resend or resend
-                self.offer(subscription)
+                try:
+                    self.offer(subscription)
+                except Exception:
+                    logger.exception("a live message could not be written")
+                    self._ended(subscription, None)
         if topic.again:
             self._schedule(topic)
 
