@@ -14,6 +14,8 @@
                                      alone (first_load.py)
     python bench/run.py --live [--customers 1000000]   live subscriptions: commit-to-message latency at 1k and
                                      10k subscribers, memory per subscription, the lookups beside them (live.py)
+    python bench/run.py --replicas [--customers 100000]   lookups/s with a streaming replica taking the reads,
+                                     against the primary alone (replicas.py)
 
 `--baseline-ref REF` adds the contender gateway@REF: the gateway's code at that git ref (bench/checkout.py),
 one worker, on the same data with the same settings and checks, and a column "÷ baseline gateway".
@@ -64,6 +66,7 @@ MODES = {
     "trusted": ("trusted", "run_trusted"),
     "first_load": ("first_load", "run_first_load"),
     "live": ("live", "run_live"),
+    "replicas": ("replicas", "run_replicas"),
 }
 # The modes that take several customer counts (--customers 1000,10000), with their default counts; the others
 # take one.
@@ -139,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead: live subscriptions' commit-to-message latency, memory per subscription and the lookups "
         "beside them (live.py)",
+    )
+    parser.add_argument(
+        "--replicas",
+        action="store_true",
+        help="instead: lookups/s with a streaming replica taking the reads against the primary alone (replicas.py)",
     )
     parser.add_argument(
         "--ingest",

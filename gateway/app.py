@@ -30,6 +30,7 @@ from gateway.access.token_keys import OrgTokenKeys
 from gateway.config import Settings, settings_from_json, settings_to_json
 from gateway.db.database import Database
 from gateway.db.pool import connect_listener, create_pool
+from gateway.db.replicas import open_replicas
 from gateway.edge.cors import allowed_origins, cors_middleware, cors_options
 from gateway.edge.fallbacks import http_error, refuse_websocket, server_error
 from gateway.edge.graphiql import graphiql_assets
@@ -115,9 +116,11 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
         on_query = query_observer(metrics_enabled=metrics.enabled, traced=tracing is not None)
         database = Database(pool, settings.acquire_timeout, ready=False, on_query=on_query)
         samplers.append(pool_sampler := partial(sample_pool, database))
+        # Read replicas, when configured, answer balance lookups; everything else stays on this database.
+        database.reads = replicas = await open_replicas(database, database_url, settings)
         try:
             # Migrations run on their own connection (now, or in the background until the database is there).
-            async with kept_ready(database_url, database, settings, [observer.sample]) as readiness:
+            async with kept_ready(database_url, database, settings, [observer.sample], replicas=replicas) as readiness:
                 # Lifespan state is copied into every request's `request.state`.
                 authenticator = ApiKeyAuthenticator(database, settings.api_key_cache_ttl)
                 # Each org's own end-user token keys, cached like API keys.
@@ -128,8 +131,9 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
                     max_per_org=settings.max_persisted_queries,
                     trusted_ttl=settings.api_key_cache_ttl,
                 )
-                # Live subscriptions: one connection per worker listens to the database's changes.
-                live = LiveService(database, partial(connect_listener, database_url), settings)
+                # Live subscriptions: one connection per worker listens to the database's changes, and their
+                # lookups read the primary too (a change's notification may come before a replica replays it).
+                live = LiveService(database.on_primary(), partial(connect_listener, database_url), settings)
                 live.start()
                 samplers.append(live.sample)
                 # What is alive now (modules, the schema, compiled rules) lives as long as the process:
@@ -143,7 +147,10 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
                     await live.close()
         finally:
             samplers.remove(pool_sampler)
-            await database.close(grace=settings.shutdown_grace)
+            closing = [database.close(grace=settings.shutdown_grace)]
+            if replicas is not None:
+                closing.append(replicas.close(grace=settings.shutdown_grace))
+            await asyncio.gather(*closing)
             if tracing is not None:
                 # Spans still queued are exported before the worker exits.
                 await asyncio.to_thread(tracing.shutdown)

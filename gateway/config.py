@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,11 @@ class Settings:
     # Seconds one statement may run (PostgreSQL's statement_timeout); the client
     # gives up a little later too, for a server that stops answering altogether.
     statement_timeout: float = 2.0
+    # --- read replicas (README, "Read replicas") ---
+    # Streaming replicas of database_url that answer balance lookups; everything else stays on the primary.
+    replica_urls: tuple[str, ...] = field(default=(), repr=False)
+    # Seconds a replica may be behind the primary before lookups leave it (until it catches up).
+    max_replica_lag: float = 5.0
     # Seconds a validated API key is trusted before it is looked up again
     # (also how long a revoked key may keep working).
     api_key_cache_ttl: float = 5.0
@@ -120,6 +126,8 @@ class Settings:
 # Each environment variable maps to one field; flags given on the command line win.
 ENVIRONMENT_VARIABLES: dict[str, str] = {
     "DATABASE_URL": "database_url",
+    "LOYALTY_GATEWAY_REPLICA_URLS": "replica_urls",
+    "LOYALTY_GATEWAY_MAX_REPLICA_LAG": "max_replica_lag",
     "LOYALTY_GATEWAY_DATA_DIR": "data_dir",
     "LOYALTY_GATEWAY_HOST": "host",
     "LOYALTY_GATEWAY_PORT": "port",
@@ -189,9 +197,20 @@ def settings_from_environment(environ: dict[str, str] | None = None) -> Settings
                 raise SystemExit(f"{variable} must be a number, got {raw!r}") from None
         elif isinstance(current, Path):
             values[name] = Path(raw)
+        elif isinstance(current, tuple):
+            values[name] = split_urls(raw)
         else:
             values[name] = raw
     return replace(defaults, **values)
+
+
+def split_urls(raw: str) -> tuple[str, ...]:
+    """Comma-separated URLs; a comma inside one URL (several hosts: postgresql://a,b/db) does not split it:
+    only a comma followed by a new URL's scheme does."""
+    return tuple(url.strip() for url in _NEXT_URL.split(raw) if url.strip())
+
+
+_NEXT_URL = re.compile(r",\s*(?=[a-z][a-z0-9+.-]*://)", re.IGNORECASE)
 
 
 def settings_to_json(settings: Settings) -> str:
@@ -202,4 +221,5 @@ def settings_to_json(settings: Settings) -> str:
 def settings_from_json(text: str) -> Settings:
     raw = json.loads(text)
     paths = {f.name for f in fields(Settings) if f.type in ("Path", Path)}
-    return Settings(**{k: Path(v) if k in paths else v for k, v in raw.items()})
+    # JSON has no tuples: lists become the tuples they were.
+    return Settings(**{k: Path(v) if k in paths else tuple(v) if isinstance(v, list) else v for k, v in raw.items()})

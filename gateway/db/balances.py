@@ -28,9 +28,14 @@ async def fetch_balances(
     else:
         statement, arguments = FETCH_BALANCES, balances_arguments(org_id, lookups, customer_id)
         cost = sum(lookup.cost for lookup in lookups)
-    # When connections are scarce the org waits its turn, weighted by what the statement costs.
-    async with database.connection(tenant=org_id, cost=cost) as connection:
-        rows = await connection.fetch(statement, *arguments)
+    reads = database.reads
+    if reads is None:
+        # When connections are scarce the org waits its turn, weighted by what the statement costs.
+        async with database.connection(tenant=org_id, cost=cost) as connection:
+            rows = await connection.fetch(statement, *arguments)
+    else:
+        # Read replicas configured: a healthy one answers, or the primary (gateway.db.replicas).
+        rows = await reads.fetch(statement, arguments, tenant=org_id, cost=cost)
     return group_rows(rows, len(lookups))
 
 

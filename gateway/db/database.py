@@ -7,7 +7,8 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import asyncpg
 
@@ -28,13 +29,25 @@ def _ignore(seconds: float) -> None:
     pass
 
 
+class Reads(Protocol):
+    """Where balance lookups are read when read replicas are configured (gateway.db.replicas.ReplicaSet)."""
+
+    async def fetch(
+        self, statement: str, arguments: Sequence[object], *, tenant: int, cost: int
+    ) -> list[asyncpg.Record]:
+        """The statement's rows, read from a healthy replica (or the primary when none is)."""
+        ...
+
+
 class Database:
     """The pool as the rest of the gateway sees it: connections that fail fast.
 
     `ready` is False until the schema is known to be migrated (the app's
-    lifespan migrates in the background and sets it); until then every call
-    is SERVICE_UNAVAILABLE at once. `on_query` is told how long each
-    connection was held (for metrics and the request log).
+    lifespan migrates in the background and calls mark_ready); until then
+    every call is SERVICE_UNAVAILABLE at once. `on_query` is told how long
+    each connection was held (for metrics and the request log). `reads` is
+    where balance lookups go when read replicas are configured; None (the
+    default) reads them here, on this database.
     """
 
     def __init__(
@@ -51,6 +64,30 @@ class Database:
         self.on_query = on_query
         # Calls waiting for a connection right now (the pool's queue).
         self.waiting = 0
+        self.reads: Reads | None = None
+        # Other views of the same pool (on_primary), made ready with this one.
+        self._views: list[Database] = []
+
+    def mark_ready(self) -> None:
+        """The schema is migrated: serve (this view of the pool and the others)."""
+        self.ready = True
+        for view in self._views:
+            view.ready = True
+
+    def on_primary(self) -> Database:
+        """This database with its pool, but whose balance lookups are read here rather than on a replica:
+        for readers that must see the latest commit (live subscriptions follow the primary's notifications,
+        which may reach the gateway before a replica has replayed the change)."""
+        if self.reads is None:
+            return self
+        view = Database(self.pool, self.acquire_timeout, ready=self.ready, on_query=self.on_query)
+        self._views.append(view)
+        return view
+
+    @property
+    def waiting_all(self) -> int:
+        """Calls waiting for a connection of this pool, through any of its views."""
+        return self.waiting + sum(view.waiting for view in self._views)
 
     def connection(self, acquire_timeout: float | None = None, *, tenant: int | None = None, cost: int = 1) -> Lease:
         """`async with database.connection() as connection:` a pooled connection; an unreachable database

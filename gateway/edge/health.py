@@ -4,7 +4,9 @@
 - `GET /readyz`: the database is reachable and its schema is current — 200,
   or 503 with a JSON reason. One trivial statement at most once a second,
   however many probes ask: concurrent checks share one, and its answer is
-  kept for a second.
+  kept for a second. With read replicas it also lists each database (the
+  primary, then each replica with its state and lag, as their background
+  check last found them); it stays ready as long as the primary serves.
 
 A gateway starts whether or not its database is there. Migrations are
 tried once at start-up; if the database cannot be reached they are retried
@@ -22,6 +24,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
+from dataclasses import asdict
 
 import asyncpg
 import orjson
@@ -32,6 +35,7 @@ from gateway.config import Settings
 from gateway.db.database import Database
 from gateway.db.migrations import migrate
 from gateway.db.pool import SERVER_SETTINGS
+from gateway.db.replicas import DatabaseReport, ReplicaSet
 from gateway.db.schema import required_version, schema_version
 from gateway.errors import ServiceUnavailable
 from gateway.observability import metrics
@@ -75,7 +79,7 @@ class SchemaMigrator:
         for migration in applied:
             logger.info("applied migration %03d_%s", migration.version, migration.name)
         self.done = True
-        self._database.ready = True
+        self._database.mark_ready()
         await self._database.warm_up(self._warm_up)
         return True
 
@@ -97,8 +101,16 @@ class SchemaMigrator:
 class Readiness:
     """The answer of /readyz: None when ready, else the reason; shared and cached."""
 
-    def __init__(self, database: Database, migrator: SchemaMigrator, *, ttl: float = READINESS_TTL) -> None:
+    def __init__(
+        self,
+        database: Database,
+        migrator: SchemaMigrator,
+        *,
+        ttl: float = READINESS_TTL,
+        replicas: ReplicaSet | None = None,
+    ) -> None:
         self._database = database
+        self.replicas = replicas
         self._migrator = migrator
         self._ttl = ttl
         self._required = required_version()
@@ -156,7 +168,7 @@ def sample_pool(database: Database) -> None:
     """Copy the pool's state into its gauges (each worker its own; a scrape adds them up)."""
     metrics.DB_POOL_CONNECTIONS.set(database.size)
     metrics.DB_POOL_IN_USE.set(database.in_use)
-    metrics.DB_POOL_WAITING.set(database.waiting)
+    metrics.DB_POOL_WAITING.set(database.waiting_all)
     metrics.DB_POOL_MAX.set(database.pool.max_size)
 
 
@@ -172,14 +184,19 @@ async def _keep_fresh(samplers: Sequence[Callable[[], None]], readiness: Readine
 
 @asynccontextmanager
 async def kept_ready(
-    database_url: str, database: Database, settings: Settings, samplers: Sequence[Callable[[], None]] = ()
+    database_url: str,
+    database: Database,
+    settings: Settings,
+    samplers: Sequence[Callable[[], None]] = (),
+    *,
+    replicas: ReplicaSet | None = None,
 ) -> AsyncIterator[Readiness]:
     """For the app's lifespan: migrate (now, or in the background until the database is there), and keep
     the sampled gauges (the pool's, and those of `samplers`) fresh for scrapes of other workers."""
     migrator = SchemaMigrator(
         database_url, database, connect_timeout=settings.acquire_timeout, warm_up=settings.pool_min_size
     )
-    readiness = Readiness(database, migrator)
+    readiness = Readiness(database, migrator, replicas=replicas)
     tasks = []
     if not await migrator.attempt():
         tasks.append(asyncio.create_task(migrator.run()))
@@ -205,7 +222,13 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     readiness: Readiness = request.state.readiness
     reason = await readiness.check()
-    if reason is None:
+    replicas = readiness.replicas
+    if reason is None and replicas is None:
         return Response(b'{"status":"ready"}', media_type="application/json", headers=_NO_STORE)
-    body = orjson.dumps({"status": "unavailable", "reason": reason})
-    return Response(body, status_code=503, media_type="application/json", headers=_NO_STORE)
+    answer: dict[str, object] = {"status": "ready"} if reason is None else {"status": "unavailable", "reason": reason}
+    if replicas is not None:
+        # Names and states only (never a URL): a probe may be public.
+        primary = DatabaseReport("primary", "ready" if reason is None else "unavailable")
+        answer["databases"] = [asdict(database) for database in (primary, *replicas.report())]
+    status = 200 if reason is None else 503
+    return Response(orjson.dumps(answer), status_code=status, media_type="application/json", headers=_NO_STORE)

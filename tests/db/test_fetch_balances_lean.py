@@ -175,6 +175,7 @@ class _OneConnection:
 
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._connection = connection
+        self.reads = None  # no read replicas: lookups read this connection
 
     @asynccontextmanager
     async def connection(self, *, tenant: int | None = None, cost: int = 1) -> AsyncIterator[asyncpg.Connection]:

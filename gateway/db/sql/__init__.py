@@ -31,4 +31,6 @@ INSERT_TRUSTED_DOCUMENT = _load("insert_trusted_document")
 LIST_TRUSTED_DOCUMENTS = _load("list_trusted_documents")
 REVOKE_TRUSTED_DOCUMENT = _load("revoke_trusted_document")
 SCHEMA_VERSION = _load("schema_version")
+PRIMARY_WAL_POSITION = _load("primary_wal_position")
+REPLICA_STATE = _load("replica_state")
 COUNT_ORGS = "SELECT count(*) FROM orgs"
