@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,12 +58,14 @@ def gateway(
     extra: Sequence[str] = (),
     name: str | None = None,
     default_rate_limits: bool = False,
+    environment: Mapping[str, str] | None = None,
 ) -> Contender:
     """`loyalty-gateway serve`: the working tree's gateway as copied at the start of the run (gateway-Nw), or
     with `source` the gateway's code at another git ref (gateway@REF).
 
     `extra` flags follow the bench's own (e.g. --trusted-documents-only); `name` replaces the default name.
     With `default_rate_limits` the per-key rate limit is the gateway's default instead of far above the load.
+    `environment` adds variables to the server's environment (e.g. OpenTelemetry's OTEL_*), over the bench's own.
     """
     command = gateway_command(
         "serve", "--database-url", postgres.url, "--host", HOST, "--port", str(port), "--workers", str(workers),
@@ -81,6 +83,7 @@ def gateway(
     }
     if default_rate_limits:
         del env["LOYALTY_GATEWAY_RATE_LIMIT"], env["LOYALTY_GATEWAY_RATE_LIMIT_BURST"]
+    env.update(environment or {})
     noun = "worker" if workers == 1 else "workers"
     default_name = f"gateway@{source.ref}" if source is not None else f"gateway-{workers}w"
     source = source or current_gateway()
