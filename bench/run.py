@@ -5,6 +5,8 @@
     python bench/run.py --batch [--batch-sizes 1,10,50]   aliased lookups per request, gateway only
     python bench/run.py --scale [--scale-sizes 10000,1000000]   p50 at two data sizes, gateway only
     python bench/run.py --trusted [--customers 100000]   a refused untrusted document against a cached valid one
+    python bench/run.py --tracing [--customers 100000]   tracing off, on for every request, on for 10 %: req/s, CPU
+                                     per request and the spans that reach an OTLP sink (tracing.py)
     python bench/run.py --fairness   one org's steady lookups while another floods (fairness.py)
     python bench/run.py --ingest     staleness: import --follow against one import a second, and the lookups'
                                      req/s and p99 while either runs (ingest.py)
@@ -64,6 +66,7 @@ MODES = {
     "ingest": ("ingest", "run_ingest"),
     "fairness": ("fairness", "run_fairness"),
     "trusted": ("trusted", "run_trusted"),
+    "tracing": ("tracing", "run_tracing"),
     "first_load": ("first_load", "run_first_load"),
     "live": ("live", "run_live"),
     "replicas": ("replicas", "run_replicas"),
@@ -73,7 +76,7 @@ MODES = {
 SEVERAL_SIZES = {"deltas": [1_000, 10_000, 1_000_000]}
 CALIBRATION_POOL_SIZES = (2, 4)
 DEFAULT_CUSTOMERS = 1_000_000
-# --trusted measures the gateway's own work per request, which does not grow with the data.
+# --trusted and --tracing measure the gateway's own work per request, which does not grow with the data.
 TRUSTED_CUSTOMERS = 100_000
 
 
@@ -94,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--customers",
         type=_ints,
-        help=f"demo data size (default {DEFAULT_CUSTOMERS}; {TRUSTED_CUSTOMERS} in --trusted); --deltas takes "
-        f"several (default {','.join(map(str, SEVERAL_SIZES['deltas']))})",
+        help=f"demo data size (default {DEFAULT_CUSTOMERS}; {TRUSTED_CUSTOMERS} in --trusted, --tracing); --deltas "
+        f"takes several (default {','.join(map(str, SEVERAL_SIZES['deltas']))})",
     )
     parser.add_argument("--duration", type=float, default=15, help="seconds of load per measurement (default 15)")
     parser.add_argument("--warmup", type=float, default=3, help="seconds of load before each measurement (default 3)")
@@ -130,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: CPU per request of a refused untrusted document against a cached trusted one (trusted.py)",
     )
     parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="instead: req/s and CPU per request with tracing off, on for every request and on for 10 %% (tracing.py)",
+    )
+    parser.add_argument(
         "--deltas", action="store_true", help="instead: a delta's plans and times by its size (deltas.py)"
     )
     parser.add_argument(
@@ -161,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--trusted-concurrency", type=_ints, default=[32], help="connections in --trusted mode (default 32)"
+    )
+    parser.add_argument(
+        "--tracing-concurrency", type=_ints, default=[32], help="connections in --tracing mode (default 32)"
     )
     parser.add_argument("--scale-sizes", type=_ints, default=[10_000, 1_000_000], help="customers (default 10k,1M)")
     parser.add_argument(
@@ -511,9 +522,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.customers and len(args.customers) > 1:
         parser.error(f"--customers takes one count here (several only with --{'/--'.join(SEVERAL_SIZES)})")
     else:
-        args.customers = (
-            args.customers[0] if args.customers else TRUSTED_CUSTOMERS if args.trusted else DEFAULT_CUSTOMERS
-        )
+        small = args.trusted or args.tracing
+        args.customers = args.customers[0] if args.customers else TRUSTED_CUSTOMERS if small else DEFAULT_CUSTOMERS
     install_signal_handlers()
     command_line = "python bench/run.py " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     started = time.monotonic()
