@@ -83,9 +83,7 @@ def wrapper_us(log_file: Path) -> dict[str, float]:
     for name, metrics, level in (("quiet", False, "warning"), ("full", True, "info")):
         configure_logging(level, "json", log_file.open("a"))
         observer = RequestObserver(metrics_enabled=metrics)
-        from gateway.observability.requests import query_observer
-
-        on_query = query_observer(metrics_enabled=metrics)
+        on_query = observer.query_hook()
 
         def one() -> None:
             record = observer.begin()  # noqa: B023

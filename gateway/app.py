@@ -44,7 +44,7 @@ from gateway.live.service import LiveService
 from gateway.live.transport import WebSocketEndpoint
 from gateway.observability.logs import configure_logging, log_format
 from gateway.observability.metrics import MetricsOption, metrics_endpoint
-from gateway.observability.requests import ObservedEndpoint, RequestObserver, query_observer
+from gateway.observability.requests import ObservedEndpoint, RequestObserver
 from gateway.observability.tenants import publish_waits
 from gateway.observability.tracing import Tracing
 from gateway.schema import ROOT_RESOLVERS, schema
@@ -113,7 +113,7 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         # The pool opens connections on demand: the gateway starts even while the database is down.
         pool = await create_pool(database_url, settings)
-        on_query = query_observer(metrics_enabled=metrics.enabled, traced=tracing is not None)
+        on_query = observer.query_hook(traced=tracing is not None)
         database = Database(pool, settings.acquire_timeout, ready=False, on_query=on_query)
         samplers.append(pool_sampler := partial(sample_pool, database))
         # Read replicas, when configured, answer balance lookups; everything else stays on this database.

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -135,21 +136,17 @@ def tracing_phases() -> bool:
     return record is not None and record.phases is not None
 
 
-def note_database_time(seconds: float) -> None:
-    """Time spent holding a database connection (called by the database layer)."""
-    record = _CURRENT.get()
-    if record is not None:
-        record.db_seconds += seconds
-
-
 class RequestObserver:
     """Counts and logs each request; cheap enough for the hot path (a few microseconds)."""
 
     def __init__(self, *, metrics_enabled: bool) -> None:
         self.metrics_enabled = metrics_enabled
         self._labels = metrics.OperationLabels()
-        # (operation label, outcome) -> (requests counter, latency histogram), children resolved once.
-        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        # Counted here and published when sampled (see sample): no lock taken per request.
+        # (operation label, outcome) -> requests since the last sample; operation label -> its latencies.
+        self._requests: dict[tuple[str, str], int] = {}
+        self._latencies: dict[str, metrics.HistogramBuffer] = {}
+        self._database_time = metrics.HistogramBuffer(metrics.DB_QUERY_SECONDS)
         self._log = RequestLog()
         # Requests being answered now: a plain count, copied into its gauge when sampled (see sample).
         self.in_flight = 0
@@ -172,16 +169,14 @@ class RequestObserver:
         self.in_flight -= 1
         if self.metrics_enabled:
             operation = self._labels(record.operation)
-            children = self._children.get((operation, outcome))
-            if children is None:
-                children = (
-                    metrics.REQUESTS.labels(operation=operation, outcome=outcome),
-                    metrics.REQUEST_SECONDS.labels(operation=operation),
+            key = (operation, outcome)
+            self._requests[key] = self._requests.get(key, 0) + 1
+            latencies = self._latencies.get(operation)
+            if latencies is None:
+                latencies = self._latencies[operation] = metrics.HistogramBuffer(
+                    metrics.REQUEST_SECONDS.labels(operation=operation)
                 )
-                self._children[(operation, outcome)] = children
-            children[0].inc()
-            children[1].observe(seconds)
-            # Summed here, published when sampled: no lock taken per request.
+            latencies.observe(seconds)
             self.cost_units += record.cost
         if self._log.enabled():
             self._log.write(
@@ -199,12 +194,34 @@ class RequestObserver:
             )
 
     def sample(self) -> None:
-        """Copy the in-flight count into its gauge, and add the cost charged since (at each scrape, and every
-        second)."""
+        """Copy the in-flight count into its gauge, and add what was counted since to the metrics (at each
+        scrape, and every second)."""
         metrics.IN_FLIGHT.set(self.in_flight)
         if self.cost_units:
             metrics.COST_UNITS.inc(self.cost_units)
             self.cost_units = 0
+        if self._requests:
+            counted, self._requests = self._requests, {}
+            for (operation, outcome), count in counted.items():
+                metrics.REQUESTS.labels(operation=operation, outcome=outcome).inc(count)
+        for latencies in self._latencies.values():
+            latencies.publish()
+        self._database_time.publish()
+
+    def query_hook(self, *, traced: bool = False) -> Callable[[float], None]:
+        """The database layer's hook: called with the seconds a connection was held (its statement's time)."""
+        database_time = self._database_time.observe if self.metrics_enabled else None
+
+        def observe(seconds: float) -> None:
+            record = _CURRENT.get()
+            if record is not None:
+                record.db_seconds += seconds
+                if traced and record.phases is not None:
+                    record.phases.append(("database statement", time.time_ns() - int(seconds * 1e9), seconds))
+            if database_time is not None:
+                database_time(seconds)
+
+        return observe
 
 
 class ObservedEndpoint:
@@ -276,32 +293,3 @@ def _shutting_down(scope: Scope) -> Message:
             (b"connection", b"close"),
         ],
     }
-
-
-def query_observer(*, metrics_enabled: bool, traced: bool = False) -> Any:
-    """The database layer's hook: called with the seconds a connection was held (its statement's time)."""
-    histogram = metrics.DB_QUERY_SECONDS
-
-    if traced:
-
-        def observe_traced(seconds: float) -> None:
-            record = _CURRENT.get()
-            if record is not None:
-                record.db_seconds += seconds
-                if record.phases is not None:
-                    record.phases.append(("database statement", time.time_ns() - int(seconds * 1e9), seconds))
-            if metrics_enabled:
-                histogram.observe(seconds)
-
-        return observe_traced
-
-    if not metrics_enabled:
-        return note_database_time
-
-    def observe(seconds: float) -> None:
-        record = _CURRENT.get()
-        if record is not None:
-            record.db_seconds += seconds
-        histogram.observe(seconds)
-
-    return observe

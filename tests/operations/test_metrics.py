@@ -9,11 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config import Settings
-from gateway.observability.metrics import MetricsOption, OperationLabels, start_metrics_server
+from gateway.observability.metrics import HistogramBuffer, MetricsOption, OperationLabels, start_metrics_server
 from tests.importer import synthetic_lines, write_jsonl
 from tests.operations import TOM_EMAIL, lookup, seed_tom
 from tests.operations.conftest import running_app
@@ -165,3 +165,32 @@ def test_the_import_command_counts_what_it_imported(database_url, tmp_path: Path
     counted = samples((tmp_path / "bad.prom").read_text())
     assert counted[("loyalty_gateway_imports_total", (("outcome", "failed"),))] == 1
     assert counted[("loyalty_gateway_import_lines_total", ())] == 0
+
+
+def test_observations_added_up_in_the_worker_publish_what_observing_each_would_have() -> None:
+    buckets = (0.001, 0.01, 0.1, 1.0)
+    registry = CollectorRegistry()
+    direct = Histogram("direct_seconds", "each observed", buckets=buckets, registry=registry)
+    buffered = Histogram("buffered_seconds", "added up", buckets=buckets, registry=registry)
+    buffer = HistogramBuffer(buffered)
+    # Bounds themselves (a value equal to a bound is in that bucket), between them, beyond the last, and zero.
+    values = [0.0, 0.001, 0.0010001, 0.005, 0.01, 0.1, 0.5, 1.0, 1.5, 30.0] * 3
+    for value in values[:12]:
+        direct.observe(value)
+        buffer.observe(value)
+    buffer.publish()
+    for value in values[12:]:
+        direct.observe(value)
+        buffer.observe(value)
+    # Nothing reaches the histogram until published; then all of it, once.
+    assert registry.get_sample_value("buffered_seconds_count") == 12
+    buffer.publish()
+    buffer.publish()
+    for suffix, labels in [
+        ("_count", {}),
+        ("_sum", {}),
+        *(("_bucket", {"le": le}) for le in ("0.001", "0.01", "0.1", "1.0", "+Inf")),
+    ]:
+        assert registry.get_sample_value(f"buffered_seconds{suffix}", labels) == pytest.approx(
+            registry.get_sample_value(f"direct_seconds{suffix}", labels)
+        ), (suffix, labels)
