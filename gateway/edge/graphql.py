@@ -46,7 +46,7 @@ from gateway.resolvers.context import Context
 
 logger = logging.getLogger("gateway.edge.graphql")
 
-REQUEST_ID_HEADER = "x-request-id"
+REQUEST_ID_HEADER = b"x-request-id"
 # Incoming request ids are kept only when they are plainly ids (they are echoed and logged).
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
 # Answers carry one caller's balances: no cache, shared or private, may keep them (GET included).
@@ -110,12 +110,12 @@ class GraphQLEndpoint:
             # The client left before its request arrived whole: nobody to answer.
             note_outcome("CLIENT_DISCONNECTED")
             return
-        response.headers[REQUEST_ID_HEADER] = request_id
+        response.raw_headers.append((REQUEST_ID_HEADER, request_id.encode("ascii")))
         await response(scope, receive, send)
 
     async def _respond(
         self, scope: Scope, receive: Receive, headers: dict[bytes, bytes], request_id: str, media: MediaType
-    ) -> Response:
+    ) -> Response | JsonAnswer:
         method = scope["method"]
         if method == "GET":
             request = Request(scope, receive)
@@ -180,7 +180,7 @@ class GraphQLEndpoint:
         wants_cost: bool,
         request_id: str,
         media: MediaType,
-    ) -> Response:
+    ) -> JsonAnswer:
         """The answer to an admitted caller's operations, in its org's turn."""
         context = Context(
             settings=self.settings,
@@ -218,9 +218,7 @@ class GraphQLEndpoint:
                 note_result(context.org_id, answer)
             if cost_extension is not None:
                 bodies = [{**answer, "extensions": cost_extension} for answer in bodies]
-            response = Response(orjson.dumps(bodies), media_type=media.content_type)
-            response.raw_headers += [NO_STORE_HEADER, *budget_headers]
-            return response
+            return JsonAnswer(orjson.dumps(bodies), 200, media, budget_headers)
         item = prepared[0]
         if isinstance(item, Prepared):
             status, answer = await self.executor.run(item, context)
@@ -230,9 +228,7 @@ class GraphQLEndpoint:
         note_result(context.org_id, answer)
         if cost_extension is not None:
             answer["extensions"] = cost_extension
-        response = Response(orjson.dumps(answer), media.status(status, request_error), media_type=media.content_type)
-        # Written as bytes, not through Starlette's header mapping: this is every answer's path.
-        response.raw_headers += [NO_STORE_HEADER, *budget_headers]
+        response = JsonAnswer(orjson.dumps(answer), media.status(status, request_error), media, budget_headers)
         if status == 503:
             response.raw_headers.append(RETRY_SOON_HEADER)
         return response
@@ -324,6 +320,22 @@ class GraphQLEndpoint:
         ):
             await documents.register(context.org_id, reference.sha256, text)
         return text
+
+
+class JsonAnswer:
+    """A GraphQL answer as ASGI messages: what Starlette's Response sends, with its headers written as bytes
+    once (this is every answer's path)."""
+
+    __slots__ = ("body", "raw_headers", "status_code")
+
+    def __init__(self, body: bytes, status_code: int, media: MediaType, headers: list[tuple[bytes, bytes]]) -> None:
+        self.body = body
+        self.status_code = status_code
+        self.raw_headers = [(b"content-length", b"%d" % len(body)), media.header, NO_STORE_HEADER, *headers]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,16 @@ class MediaType:
     # Whether request errors keep their 4xx; with application/json they are 200.
     request_errors_are_4xx: bool
 
+    @property
+    def header(self) -> tuple[bytes, bytes]:
+        """The Content-Type header as an ASGI response carries it."""
+        return _HEADERS[self.content_type]
+
     def status(self, status: int, request_error: bool) -> int:
         return 200 if request_error and not self.request_errors_are_4xx else status
 
 
+_HEADERS = {name: (b"content-type", name.encode("ascii")) for name in (APPLICATION_JSON, GRAPHQL_RESPONSE_JSON)}
 JSON = MediaType(APPLICATION_JSON, request_errors_are_4xx=False)
 GRAPHQL_RESPONSE = MediaType(GRAPHQL_RESPONSE_JSON, request_errors_are_4xx=True)
 

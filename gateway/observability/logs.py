@@ -12,6 +12,7 @@ are dropped, emails and phone-number-like digit runs are masked.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
@@ -195,14 +196,17 @@ class RequestLog:
     Through `logging` it would cost about 9 µs (a LogRecord, the caller's
     frame looked up, the handler chain); when the only destination is the
     handler `configure_logging` installed, the line is formatted by that
-    handler's formatter and written to its stream directly (about 2 µs, most
-    of it the write). Otherwise — other handlers added, pytest capturing,
-    logging configured by someone else — it goes through `logging`.
+    handler's formatter and kept until the event loop's current turn ends:
+    then every line of that turn is written to the handler's stream in one
+    write (under load, one system call for many requests instead of one
+    each). Otherwise — other handlers added, pytest capturing, logging
+    configured by someone else, no event loop — it goes through `logging`.
     """
 
     def __init__(self) -> None:
         self._logger = logging.getLogger(REQUEST_LOGGER)
         self._root = logging.getLogger()
+        self._pending: list[str] = []
 
     def enabled(self) -> bool:
         return self._logger.isEnabledFor(logging.INFO)
@@ -217,11 +221,26 @@ class RequestLog:
         ):
             formatter: JsonFormatter | TextFormatter = handler.formatter  # type: ignore[assignment]
             line = formatter.format_request(time.time(), fields)
-            with handler.lock:  # type: ignore[union-attr]
-                handler.stream.write(line + "\n")
-                handler.stream.flush()
+            if not self._pending:
+                try:
+                    asyncio.get_running_loop().call_soon(self._flush, handler)
+                except RuntimeError:  # no event loop: written now
+                    self._write(handler, line + "\n")
+                    return
+            self._pending.append(line)
         else:
             self._logger.info("request", extra={"request": fields})
+
+    def _flush(self, handler: logging.StreamHandler[Any]) -> None:
+        lines, self._pending = self._pending, []
+        lines.append("")
+        self._write(handler, "\n".join(lines))
+
+    @staticmethod
+    def _write(handler: logging.StreamHandler[Any], text: str) -> None:
+        with handler.lock:  # type: ignore[union-attr]
+            handler.stream.write(text)
+            handler.stream.flush()
 
 
 _installed: logging.StreamHandler[Any] | None = None
