@@ -1,11 +1,15 @@
 """A balance lookup: from the client's arguments to a validated request, and
-from what the database matched to an answer or a coded error."""
+from what the database matched to an answer or a coded error.
+
+Its values are named tuples: immutable and hashable like frozen dataclasses,
+and built on every request for about a fifth of what a frozen dataclass's
+`__init__` costs (one `object.__setattr__` per field)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from gateway.domain.identifiers import MAX_VALUE_LENGTH, normalise, parse_entity_id
 from gateway.domain.vocabulary import (
@@ -28,15 +32,13 @@ MAX_IDENTIFIERS = 10
 ZERO = Decimal("0.000")
 
 
-@dataclass(frozen=True, slots=True)
-class Identifier:
+class Identifier(NamedTuple):
     type: IdentifierType
     value: str  # normalised
     entity_id: int | None  # the parsed value of ID / PRIMARY_USER_ID identifiers
 
 
-@dataclass(frozen=True, slots=True)
-class Lookup:
+class Lookup(NamedTuple):
     """One validated pointsBalance request, ready for the database."""
 
     entity_type: EntityType
@@ -55,8 +57,7 @@ class Lookup:
         return 1 if len(self.identifiers) == 1 and self.entity_type is EntityType.CUSTOMER else 2
 
 
-@dataclass(frozen=True, slots=True)
-class ProgramPoints:
+class ProgramPoints(NamedTuple):
     program_id: int
     program_name: str
     is_default: bool
@@ -73,8 +74,7 @@ class ProgramPoints:
         return self.main + self.promised
 
 
-@dataclass(frozen=True, slots=True)
-class Matches:
+class Matches(NamedTuple):
     """What the database found for one lookup.
 
     `entity_id` is the entity the deciding identifier matched (None: nothing
@@ -90,24 +90,15 @@ class Matches:
     programs: tuple[ProgramPoints, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Balance:
+class Balance(NamedTuple):
     entity_id: int
     entity_type: EntityType
     programs: tuple[ProgramPoints, ...]
     warnings: tuple[str, ...]
-
-    @property
-    def main(self) -> Decimal:
-        return sum((p.main for p in self.programs), ZERO)
-
-    @property
-    def delayed_accrual(self) -> Decimal:
-        return sum((p.delayed_accrual for p in self.programs), ZERO)
-
-    @property
-    def external_trigger(self) -> Decimal:
-        return sum((p.external_trigger for p in self.programs), ZERO)
+    # The programs' points, added up once (see balance_of).
+    main: Decimal
+    delayed_accrual: Decimal
+    external_trigger: Decimal
 
     @property
     def promised(self) -> Decimal:
@@ -191,12 +182,19 @@ def decide(lookup: Lookup, matches: Matches) -> Balance:
         warnings = _first_match_decides(lookup, matches, CustomerNotFound("no customer matches the identifiers"))
 
     assert matches.entity_id is not None
-    return Balance(
-        entity_id=matches.entity_id,
-        entity_type=lookup.entity_type,
-        programs=matches.programs,
-        warnings=lookup.warnings + warnings,
-    )
+    return balance_of(matches.entity_id, lookup.entity_type, matches.programs, lookup.warnings + warnings)
+
+
+def balance_of(
+    entity_id: int, entity_type: EntityType, programs: tuple[ProgramPoints, ...], warnings: tuple[str, ...]
+) -> Balance:
+    """An entity's balance over these programs, their points added up."""
+    main = delayed = external = ZERO
+    for program in programs:
+        main += program.main
+        delayed += program.delayed_accrual
+        external += program.external_trigger
+    return Balance(entity_id, entity_type, programs, warnings, main, delayed, external)
 
 
 def _first_match_decides(lookup: Lookup, matches: Matches, not_found: Exception) -> tuple[str, ...]:

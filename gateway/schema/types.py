@@ -57,7 +57,6 @@ class PointsBalance:
 
     @classmethod
     def from_domain(cls, balance: Balance) -> PointsBalance:
-        # Each sum once (the domain's properties add up the programs on every read).
         main, delayed, external = balance.main, balance.delayed_accrual, balance.external_trigger
         promised = delayed + external
         return cls(

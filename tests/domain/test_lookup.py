@@ -10,10 +10,10 @@ import pytest
 
 from gateway.domain.lookup import (
     MAX_IDENTIFIERS,
-    Balance,
     Lookup,
     Matches,
     ProgramPoints,
+    balance_of,
     build_lookup,
     decide,
 )
@@ -369,11 +369,8 @@ def test_lookup_warnings_come_before_resolution_warnings() -> None:
 
 
 def test_totals_are_exact_sums_over_programs() -> None:
-    balance = Balance(
-        entity_id=7,
-        entity_type=CUSTOMER,
-        programs=(points(1, "0.1", "0.2", "0.001"), points(2, "0.2", "0.1", "0.002", default=False)),
-        warnings=(),
+    balance = balance_of(
+        7, CUSTOMER, (points(1, "0.1", "0.2", "0.001"), points(2, "0.2", "0.1", "0.002", default=False)), ()
     )
     assert balance.main == Decimal("0.3")
     assert balance.delayed_accrual == Decimal("0.3")
@@ -389,5 +386,5 @@ def test_program_promised_and_total_points() -> None:
 
 
 def test_a_balance_without_programs_is_zero() -> None:
-    balance = Balance(entity_id=7, entity_type=CUSTOMER, programs=(), warnings=())
+    balance = balance_of(7, CUSTOMER, (), ())
     assert (balance.main, balance.promised, balance.total) == (Decimal(0), Decimal(0), Decimal(0))
