@@ -22,7 +22,7 @@ from uvicorn.protocols.utils import ClientDisconnected
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.domain.lookup import Balance, ProgramPoints
+from gateway.domain.lookup import Balance, ProgramPoints, balance_of
 from gateway.domain.vocabulary import EntityType
 from gateway.errors import BadRequest
 from gateway.execution.documents import DEFAULT_RULES, DocumentCache
@@ -204,7 +204,7 @@ SELECTIONS = [
 @pytest.mark.parametrize("selection", SELECTIONS)
 async def test_a_compiled_subscription_sends_what_graphql_core_sends(selection):
     """The same balance, written by the compiled plan and by strawberry's execution of the document."""
-    balance = Balance(
+    balance = balance_of(
         81,
         EntityType.CUSTOMER,
         (
