@@ -249,7 +249,9 @@ class ObservedEndpoint:
     async def _traced(self, scope: Scope, receive: Receive, send: Send, tracing: Tracing) -> None:
         span = tracing.begin(scope)
         record = self.observer.begin()
-        record.phases = []
+        if span.is_recording():
+            # A request the sampler left out records no steps: its span has nothing to hold them.
+            record.phases = []
         try:
             await self._observed(scope, receive, send, record)
         finally:

@@ -98,6 +98,9 @@ class Tracing:
 
     def end(self, span: Span, record: Any) -> None:
         """Close the request's span with what the request recorded (a RequestRecord) and its children."""
+        if not span.is_recording():  # not sampled: nothing of it is exported
+            span.end()
+            return
         if record.operation:
             span.set_attribute("graphql.operation.name", record.operation)
         if record.org_id is not None:

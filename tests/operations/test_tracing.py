@@ -224,3 +224,19 @@ async def test_spans_still_queued_at_shutdown_are_sent_before_the_gateway_exits(
     # serving() has stopped the gateway (SIGTERM) and waited for it to exit.
     servers = [span for span in collector.spans if span.kind == SpanMessage.SPAN_KIND_SERVER]
     assert [span.attributes["graphql.operation.name"] for span in servers] == ["TomBalance"]
+
+
+async def test_requests_the_sampler_leaves_out_send_no_span_and_record_no_steps(
+    database_url: str, collector: Collector
+) -> None:
+    key = await seed_tom(database_url)
+    never = {**environment(collector), "OTEL_TRACES_SAMPLER": "always_off"}
+    with serving(database_url, environment=never) as port:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(3):
+                answer = await client.post(
+                    "/graphql", json={"query": LOOKUP, "variables": BY_ID}, headers={"authorization": f"Bearer {key}"}
+                )
+                assert answer.status_code == 200
+    # The gateway has exited, sending whatever it had queued: nothing.
+    assert collector.spans == []
