@@ -221,13 +221,15 @@ def build_contender(
         graphql = build_contender("gateway-1w", postgres, workloads, pool_size, workers, peer)
         return replace(graphql, name=name, dialect="rest")
     port = free_port()
+    # Production's defaults: one JSON log line per request (written to the server's log file), metrics on.
+    logged = {"log_level": "info"}
     if baseline is not None and name == baseline_name(baseline):
         # One worker, as gateway-1w: the pair the "÷ baseline gateway" column compares.
-        return gateway(postgres, workers=1, pool_size=pool_size, port=port, source=baseline)
+        return gateway(postgres, workers=1, pool_size=pool_size, port=port, source=baseline, **logged)
     if name == "gateway-1w":
-        return gateway(postgres, workers=1, pool_size=pool_size, port=port)
+        return gateway(postgres, workers=1, pool_size=pool_size, port=port, **logged)
     if name.startswith("gateway-"):
-        return gateway(postgres, workers=workers, pool_size=pool_size, port=port)
+        return gateway(postgres, workers=workers, pool_size=pool_size, port=port, **logged)
     if name == "floor":
         return floor(postgres, pool_size=pool_size, port=port, keys_file=workloads.keys_file)
     assert name == "postgraphile" and peer is not None
@@ -413,7 +415,9 @@ def contender_lines(args: argparse.Namespace, with_peer: bool) -> list[str]:
     if "gateway" in args.only:
         lines.append(
             f"- **gateway-1w / gateway-{args.workers}w**: `loyalty-gateway serve --workers 1` / `--workers "
-            f"{args.workers}` (uvicorn; every request authenticated by its org's API key)"
+            f"{args.workers}` (uvicorn; every request authenticated by its org's API key; production's defaults: "
+            "a JSON log line per request (`--log-level info`, to the server's log file), /metrics on, cost-based "
+            "limits, automatic persisted queries; the per-key rate limit on, far above the load)"
         )
     if "rest" in args.only:
         lines.append(

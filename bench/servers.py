@@ -59,6 +59,7 @@ def gateway(
     name: str | None = None,
     default_rate_limits: bool = False,
     environment: Mapping[str, str] | None = None,
+    log_level: str = "warning",
 ) -> Contender:
     """`loyalty-gateway serve`: the working tree's gateway as copied at the start of the run (gateway-Nw), or
     with `source` the gateway's code at another git ref (gateway@REF).
@@ -69,7 +70,7 @@ def gateway(
     """
     command = gateway_command(
         "serve", "--database-url", postgres.url, "--host", HOST, "--port", str(port), "--workers", str(workers),
-        "--pool-max-size", str(pool_size), "--log-level", "warning", *extra,
+        "--pool-max-size", str(pool_size), "--log-level", log_level, *extra,
     )  # fmt: skip
     env = {
         # The same fixed pool as the others: open every connection at start.
