@@ -5,6 +5,8 @@
     python bench/run.py --batch [--batch-sizes 1,10,50]   aliased lookups per request, gateway only
     python bench/run.py --scale [--scale-sizes 10000,1000000]   p50 at two data sizes, gateway only
     python bench/run.py --trusted [--customers 100000]   a refused untrusted document against a cached valid one
+    python bench/run.py --instructions [--baseline-ref REF]   instructions per lookup under valgrind, gateway
+                                     (request log off and on) against the floor (instructions.py)
     python bench/run.py --tracing [--customers 100000]   tracing off, on for every request, on for 10 %: req/s, CPU
                                      per request and the spans that reach an OTLP sink (tracing.py)
     python bench/run.py --fairness   one org's steady lookups while another floods (fairness.py)
@@ -70,6 +72,7 @@ MODES = {
     "first_load": ("first_load", "run_first_load"),
     "live": ("live", "run_live"),
     "replicas": ("replicas", "run_replicas"),
+    "instructions": ("instructions", "run_instructions"),
 }
 # The modes that take several customer counts (--customers 1000,10000), with their default counts; the others
 # take one.
@@ -78,6 +81,8 @@ CALIBRATION_POOL_SIZES = (2, 4)
 DEFAULT_CUSTOMERS = 1_000_000
 # --trusted and --tracing measure the gateway's own work per request, which does not grow with the data.
 TRUSTED_CUSTOMERS = 100_000
+# --instructions counts the gateway's work per lookup, which does not grow with the data.
+INSTRUCTIONS_CUSTOMERS = 10_000
 
 
 def _ints(text: str) -> list[int]:
@@ -131,6 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--trusted",
         action="store_true",
         help="instead: CPU per request of a refused untrusted document against a cached trusted one (trusted.py)",
+    )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instead: instructions per lookup of the gateway's request path and the floor's, counted by valgrind "
+        "(instructions.py; 10k customers by default)",
+    )
+    parser.add_argument(
+        "--instructions-requests",
+        type=int,
+        default=1600,
+        help="--instructions: lookups counted per variant and round (default 1600)",
     )
     parser.add_argument(
         "--tracing",
@@ -527,7 +544,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--customers takes one count here (several only with --{'/--'.join(SEVERAL_SIZES)})")
     else:
         small = args.trusted or args.tracing
-        args.customers = args.customers[0] if args.customers else TRUSTED_CUSTOMERS if small else DEFAULT_CUSTOMERS
+        default = INSTRUCTIONS_CUSTOMERS if args.instructions else TRUSTED_CUSTOMERS if small else DEFAULT_CUSTOMERS
+        args.customers = args.customers[0] if args.customers else default
     install_signal_handlers()
     command_line = "python bench/run.py " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     started = time.monotonic()
