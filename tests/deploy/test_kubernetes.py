@@ -144,6 +144,10 @@ def environment() -> dict[str, str]:
             values[variable["name"]] = variable["value"]
         else:
             reference = variable["valueFrom"]["secretKeyRef"]
+            data = named("Secret", reference["name"])["stringData"]
+            # An optional reference may name a key the Secret leaves out (the variable is then unset).
+            if reference.get("optional") and reference["key"] not in data:
+                continue
             values[variable["name"]] = secret_value(reference["name"], reference["key"])
     return values
 
