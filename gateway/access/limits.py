@@ -112,6 +112,8 @@ def configuration_problems(settings: Settings) -> list[str]:
         problems.append("max_batch_size must be 0 (batches refused) or more")
     if settings.max_persisted_queries < 1:
         problems.append("max_persisted_queries must be at least 1")
+    if settings.max_replica_lag <= 0:
+        problems.append("max_replica_lag must be more than 0 seconds")
     try:
         EndUserTokens.from_settings(settings)
     except TokenConfigurationError as error:

@@ -65,6 +65,14 @@ def test_an_unknown_mode_is_refused_at_startup():
     assert configuration_problems(Settings(env="staging"))
 
 
+def test_a_replica_lag_limit_of_zero_or_less_is_refused_at_startup():
+    from gateway.access.limits import configuration_problems
+
+    assert not configuration_problems(Settings(max_replica_lag=0.5))
+    for lag in (0.0, -1.0):
+        assert configuration_problems(Settings(max_replica_lag=lag)) == ["max_replica_lag must be more than 0 seconds"]
+
+
 # --- production -----------------------------------------------------------------------------------------------------
 
 
