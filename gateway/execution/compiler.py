@@ -190,6 +190,9 @@ class Compiler:
         self, type_: GraphQLObjectType, nodes: list[FieldNode], document: Document, variables: VariableValues
     ) -> Serializer:
         definition = _definition(type_)
+        # A type that says how each of its fields reads a domain value is serialized from that value
+        # (root resolvers' `finish` returns it), without building the type's own object first.
+        domain: dict[str, Callable[[Any], Any]] | None = getattr(definition.origin, "DOMAIN_FIELDS", None)
         entries: list[tuple[str, Callable[[Any], Any], Serializer]] = []
         selections = [node.selection_set for node in nodes if node.selection_set is not None]
         for key, field_nodes in collect_fields(type_.name, selections, document.fragments, variables).items():
@@ -201,7 +204,9 @@ class Compiler:
             if strawberry_field.base_resolver is not None or field_nodes[0].arguments:
                 raise NotCompilable(f"{type_.name}.{name} has a resolver")
             serialize = self._value(type_.fields[name].type, type_.name, name, field_nodes, document, variables)
-            entries.append((key, attrgetter(strawberry_field.python_name), serialize))
+            python_name = strawberry_field.python_name
+            get = domain[python_name] if domain is not None else attrgetter(python_name)
+            entries.append((key, get, serialize))
 
         def serialize_object(value: Any) -> dict[str, Any]:
             return {key: serialize(get(value)) for key, get, serialize in entries}

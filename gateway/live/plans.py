@@ -9,14 +9,12 @@ and runs through strawberry and graphql-core as before; the two give the same me
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from graphql import GraphQLError, OperationType
 from graphql.execution.values import VariableValues
-from strawberry.schema.schema import Schema as StrawberrySchema
 from strawberry.types.base import StrawberryObjectDefinition
 
 from gateway.domain.lookup import Balance, Lookup
@@ -24,7 +22,7 @@ from gateway.execution.arguments import UnsupportedArgument, argument_converter,
 from gateway.execution.collect import collect_fields
 from gateway.execution.compiler import Compiler, NotCompilable, argument_reader
 from gateway.execution.documents import Document
-from gateway.execution.plans import BatchRoot, RootField, field_arguments
+from gateway.execution.plans import RootField, field_arguments
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -32,8 +30,6 @@ class LivePlan:
     """One subscription document's operation, compiled (one per document, operation and directive values)."""
 
     field: RootField
-    # The schema's value of a balance (PointsBalance.from_domain), which the serializer reads.
-    present: Callable[[Balance], Any]
 
     def lookup(self, variables: VariableValues) -> Lookup:
         """The subscription's lookup; raises GatewayError (the client's arguments) or GraphQLError."""
@@ -47,18 +43,12 @@ class LivePlan:
 
     def render(self, balance: Balance) -> str:
         """The `payload` of the message that carries this balance, as JSON text."""
-        value = self.field.serialize(self.present(balance))
+        value = self.field.serialize(balance)  # the output types read the domain's balance (DOMAIN_FIELDS)
         return orjson.dumps({"data": {self.field.key: value}}).decode()
 
 
 class SubscriptionCompiler(Compiler):
     """Plans for subscriptions, kept with their document as query plans are."""
-
-    def __init__(
-        self, schema: StrawberrySchema, root_resolvers: Mapping[str, BatchRoot], present: Callable[[Balance], Any]
-    ) -> None:
-        super().__init__(schema, root_resolvers)
-        self._balance_value = present
 
     def subscription_plan(
         self, document: Document, operation_name: str | None, variables: VariableValues
@@ -99,4 +89,4 @@ class SubscriptionCompiler(Compiler):
         serialize = self._value(field.type, root_type.name, name, nodes, document, variables)
         convert = argument_converter(strawberry_field)
         root = RootField(key, tuple(nodes), field, resolver, convert, None, serialize, argument_reader(field, nodes[0]))
-        return LivePlan(root, self._balance_value)
+        return LivePlan(root)

@@ -43,7 +43,6 @@ from gateway.live.outboxes import GONE, SocketOutbox, StreamOutbox, compiled
 from gateway.live.plans import LivePlan, SubscriptionCompiler
 from gateway.live.service import LiveContext
 from gateway.schema.query import ROOT_RESOLVERS
-from gateway.schema.types import PointsBalance
 
 logger = logging.getLogger("gateway.live.transport")
 
@@ -117,7 +116,7 @@ class WebSocketEndpoint(strawberry.asgi.GraphQL):
 
 def live_compiler(schema: Any) -> SubscriptionCompiler:
     """Plans for subscriptions to the gateway's schema (their root fields are the queries')."""
-    return SubscriptionCompiler(schema, ROOT_RESOLVERS, PointsBalance.from_domain)
+    return SubscriptionCompiler(schema, ROOT_RESOLVERS)
 
 
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[LiveContext, None]):

@@ -69,9 +69,11 @@ class GatewaySchema(strawberry.Schema):
 
 
 # Root fields compiled plans run without graphql-core, by GraphQL name: the same
-# three steps as the resolver above, with every lookup of a request in one batch.
+# three steps as the resolver above, with every lookup of a request in one batch. Their
+# `finish` gives the domain's Balance, which compiled plans serialize through the output
+# types' DOMAIN_FIELDS (schema/types.py).
 ROOT_RESOLVERS = {
     "pointsBalance": BatchRoot(
-        prepare=prepare_points_balance, load=balance.load, finish=finish_points_balance, cost=balance.cost
+        prepare=prepare_points_balance, load=balance.load, finish=balance.answer, cost=balance.cost
     )
 }

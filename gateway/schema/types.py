@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Any, ClassVar
+
 import strawberry
 
 from gateway.domain.lookup import Balance, ProgramPoints
@@ -16,6 +20,13 @@ class PromisedPointsBreakup:
         description="Become main points when an external event happens."
     )
 
+    # How compiled plans read each field straight from a domain value (a Balance or its ProgramPoints),
+    # without building this object (gateway/execution/compiler.py); graphql-core reads from_domain's objects.
+    DOMAIN_FIELDS: ClassVar[dict[str, Callable[[Any], Any]]] = {
+        "delayed_accrual_points": attrgetter("delayed_accrual"),
+        "external_trigger_based_points": attrgetter("external_trigger"),
+    }
+
 
 @strawberry.type(description="An entity's points in one loyalty program.")
 class ProgramBalance:
@@ -26,6 +37,17 @@ class ProgramBalance:
     promised_points: Points = strawberry.field(description="delayedAccrualPoints + externalTriggerBasedPoints.")
     total_points: Points = strawberry.field(description="mainPoints + promisedPoints.")
     promised_points_breakup: PromisedPointsBreakup
+
+    DOMAIN_FIELDS: ClassVar[dict[str, Callable[[Any], Any]]] = {
+        "program_id": attrgetter("program_id"),
+        "program_name": attrgetter("program_name"),
+        "is_default": attrgetter("is_default"),
+        "main_points": attrgetter("main"),
+        "promised_points": attrgetter("promised"),
+        "total_points": attrgetter("total"),
+        # The program's own delayed and external points are its breakup.
+        "promised_points_breakup": lambda program: program,
+    }
 
     @classmethod
     def from_domain(cls, program: ProgramPoints) -> ProgramBalance:
@@ -54,6 +76,17 @@ class PointsBalance:
     promised_points_breakup: PromisedPointsBreakup
     programs: list[ProgramBalance] = strawberry.field(description="One entry per program in the answer.")
     warnings: list[str] = strawberry.field(description="Things the lookup ignored or could not match, without failing.")
+
+    DOMAIN_FIELDS: ClassVar[dict[str, Callable[[Any], Any]]] = {
+        "entity_id": attrgetter("entity_id"),
+        "entity_type": attrgetter("entity_type"),
+        "main_points": attrgetter("main"),
+        "promised_points": attrgetter("promised"),
+        "total_points": attrgetter("total"),
+        "promised_points_breakup": lambda balance: balance,
+        "programs": attrgetter("programs"),
+        "warnings": attrgetter("warnings"),
+    }
 
     @classmethod
     def from_domain(cls, balance: Balance) -> PointsBalance:
