@@ -96,7 +96,9 @@ def _coercer(type_: GraphQLInputType) -> Coercer:
         return listed
     if isinstance(type_, GraphQLInputObjectType):
         return _input_object(type_)
-    if isinstance(type_, GraphQLScalarType | GraphQLEnumType):
+    if isinstance(type_, GraphQLEnumType):
+        return _enum(type_)
+    if isinstance(type_, GraphQLScalarType):
         coerce_leaf = type_.coerce_input_value
 
         def leaf(value: Any) -> Any:
@@ -112,6 +114,22 @@ def _coercer(type_: GraphQLInputType) -> Coercer:
 
         return leaf
     raise NotSupported(str(type_))
+
+
+def _enum(type_: GraphQLEnumType) -> Coercer:
+    """An enum's names, each coerced once by the type itself: a lookup per value instead of the type's coercion
+    (strawberry's calls the Python enum, whose lookup by value runs in Python)."""
+    members = {name: type_.coerce_input_value(name) for name in type_.values}
+
+    def enum(value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return members[value]
+        except (KeyError, TypeError):  # not a name of the enum, or not even hashable: graphql-core says why
+            raise Invalid from None
+
+    return enum
 
 
 def _input_object(type_: GraphQLInputObjectType) -> Coercer:
