@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from gateway.errors import RateLimited
 
@@ -20,8 +20,7 @@ from gateway.errors import RateLimited
 MAX_SUBJECTS = 100_000
 
 
-@dataclass(frozen=True, slots=True)
-class Budget:
+class Budget(NamedTuple):
     """Where a caller stands after a request: this worker's share of its bucket, in cost units."""
 
     limiter: RateLimiter

@@ -8,8 +8,7 @@ BAD_REQUEST, before any authentication or parsing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from starlette.requests import Request
@@ -21,8 +20,7 @@ JSON_MEDIA_TYPES = ("application/json", "application/graphql-response+json")
 _DOCUMENT_ID_FIELDS = ("documentId", "doc_id", "id")
 
 
-@dataclass(frozen=True, slots=True)
-class Operation:
+class Operation(NamedTuple):
     """One operation as the request gave it."""
 
     document: DocumentReference

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from graphql import ExecutionResult, FieldNode, GraphQLError, OperationDefinitionNode, OperationType
 from graphql import execute as graphql_execute
@@ -27,8 +27,7 @@ from gateway.observability.requests import note_operation
 from gateway.resolvers.context import Context
 
 
-@dataclass(frozen=True, slots=True)
-class GraphQLRequest:
+class GraphQLRequest(NamedTuple):
     query: str
     variables: dict[str, Any] | None
     operation_name: str | None

@@ -23,6 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from gateway.db.database import Database
 from gateway.db.persisted_documents import (
@@ -47,8 +48,7 @@ def sha256_of(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class DocumentReference:
+class DocumentReference(NamedTuple):
     """What a request says about its document."""
 
     query: str | None
