@@ -87,6 +87,10 @@ def balances_arguments(org_id: int, lookups: Sequence[Lookup], customer_id: int 
     ]
 
 
+# An identifier type by its value: a dict lookup rather than the enum's call (which runs in Python).
+_IDENTIFIER_TYPES = {member.value: member for member in IdentifierType}
+
+
 def group_rows(rows: Sequence[asyncpg.Record], count: int) -> list[Matches]:
     programs: list[list[ProgramPoints]] = [[] for _ in range(count)]
     heads: list[asyncpg.Record | None] = [None] * count
@@ -94,18 +98,15 @@ def group_rows(rows: Sequence[asyncpg.Record], count: int) -> list[Matches]:
         index = row["lookup"] - 1
         heads[index] = row
         if row["program_id"] is not None:
+            main, delayed, external = row["main_points"], row["delayed_accrual_points"], row["external_trigger_points"]
             programs[index].append(
                 ProgramPoints(
-                    program_id=row["program_id"],
-                    program_name=row["program_name"],
-                    is_default=row["is_default"],
-                    main=row["main_points"] if row["main_points"] is not None else ZERO,
-                    delayed_accrual=row["delayed_accrual_points"]
-                    if row["delayed_accrual_points"] is not None
-                    else ZERO,
-                    external_trigger=row["external_trigger_points"]
-                    if row["external_trigger_points"] is not None
-                    else ZERO,
+                    row["program_id"],
+                    row["program_name"],
+                    row["is_default"],
+                    ZERO if main is None else main,
+                    ZERO if delayed is None else delayed,
+                    ZERO if external is None else external,
                 )
             )
     matches = []
@@ -118,7 +119,7 @@ def group_rows(rows: Sequence[asyncpg.Record], count: int) -> list[Matches]:
         matches.append(
             Matches(
                 dual_eligibility=head["dual_eligibility"],
-                primary_identifier=IdentifierType(primary) if primary else None,
+                primary_identifier=_IDENTIFIER_TYPES[primary] if primary else None,
                 entity_id=head["entity_id"],
                 belongs=tuple(head["belongs"] or ()),
                 other=tuple(head["other"] or ()),
