@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -18,6 +17,7 @@ from asgi_lifespan import LifespanManager
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.db.migrations import migrate
+from tests.postmaster import postmaster_running
 
 
 class OwnServer:
@@ -47,14 +47,7 @@ class OwnServer:
 
     @property
     def running(self) -> bool:
-        pid_file = self.pgdata / "postmaster.pid"
-        if not pid_file.exists():
-            return False
-        try:
-            os.kill(int(pid_file.read_text().split()[0]), 0)
-        except (ProcessLookupError, ValueError):
-            return False
-        return True
+        return postmaster_running(self.pgdata)
 
     def database_url(self, name: str) -> str:
         return urlunsplit(urlsplit(self.url)._replace(path=f"/{name}"))

@@ -18,6 +18,7 @@ from pathlib import Path
 import asyncpg
 
 from tests.ports import free_port
+from tests.postmaster import postmaster_running
 
 # The role the replica streams as, and the database the gateway uses.
 REPLICATOR = "replicator"
@@ -83,14 +84,7 @@ class Server:
 
     @property
     def running(self) -> bool:
-        pid_file = self.pgdata / "postmaster.pid"
-        if not pid_file.exists():
-            return False
-        try:
-            os.kill(int(pid_file.read_text().split()[0]), 0)
-        except (ProcessLookupError, ValueError):
-            return False
-        return True
+        return postmaster_running(self.pgdata)
 
     async def execute(self, statement: str, *arguments: object) -> None:
         connection = await asyncpg.connect(self.url)
