@@ -103,45 +103,31 @@ class ReplicaSet:
         self._primary_probe: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def healthy(self) -> list[str]:
-        return [replica.name for replica in self._healthy]
-
     async def fetch(
         self, statement: str, arguments: Sequence[object], *, tenant: int, cost: int
     ) -> list[asyncpg.Record]:
         """The statement's rows from the next healthy replica; retried once elsewhere if that replica is lost."""
-        healthy = self._healthy
-        if healthy:
-            self._turn += 1
-            replica = healthy[self._turn % len(healthy)]
+        replica = self._next()
+        if replica is not None:
             try:
-                async with replica.database.connection(tenant=tenant, cost=cost) as connection:
-                    rows: list[asyncpg.Record] = await connection.fetch(statement, *arguments)
-                return rows
+                return await _fetch(replica.database, statement, arguments, tenant, cost)
             except ServiceUnavailable as error:
                 if not _lost(error.__cause__):
                     raise
                 self._take_out(replica, ReplicaState.UNREACHABLE, f"lost ({type(error.__cause__).__name__})")
             except asyncpg.SerializationError:
                 pass  # cancelled by a conflict with recovery: the replica stays, the lookup goes elsewhere
-            return await self._once_more(statement, arguments, tenant=tenant, cost=cost)
-        async with self.primary.connection(tenant=tenant, cost=cost) as connection:
-            rows = await connection.fetch(statement, *arguments)
-        return rows
+            replica = self._next()  # once more: another healthy replica, or the primary
+        database = self.primary if replica is None else replica.database
+        return await _fetch(database, statement, arguments, tenant, cost)
 
-    async def _once_more(
-        self, statement: str, arguments: Sequence[object], *, tenant: int, cost: int
-    ) -> list[asyncpg.Record]:
+    def _next(self) -> Replica | None:
+        """The healthy replicas in turn; None when there is none."""
         healthy = self._healthy
-        if healthy:
-            self._turn += 1
-            database = healthy[self._turn % len(healthy)].database
-        else:
-            database = self.primary
-        async with database.connection(tenant=tenant, cost=cost) as connection:
-            rows: list[asyncpg.Record] = await connection.fetch(statement, *arguments)
-        return rows
+        if not healthy:
+            return None
+        self._turn += 1
+        return healthy[self._turn % len(healthy)]
 
     def report(self) -> list[DatabaseReport]:
         """Each replica's state and lag, as the last check found them (no database is asked)."""
@@ -238,6 +224,14 @@ class ReplicaSet:
             log = logger.info if state is ReplicaState.HEALTHY else logger.warning
             log("read replica %s is %s (%s)", replica.name, state.value, why)
         replica.state = state
+
+
+async def _fetch(
+    database: Database, statement: str, arguments: Sequence[object], tenant: int, cost: int
+) -> list[asyncpg.Record]:
+    async with database.connection(tenant=tenant, cost=cost) as connection:
+        rows: list[asyncpg.Record] = await connection.fetch(statement, *arguments)
+    return rows
 
 
 def _lost(cause: BaseException | None) -> bool:

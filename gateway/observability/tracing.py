@@ -17,7 +17,6 @@ path entirely when it is off: the request record's `trace` stays None and nothin
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -123,11 +122,6 @@ class Tracing:
     def shutdown(self) -> None:
         """Export what is still queued, then stop (blocking: run it in a thread)."""
         self.provider.shutdown()
-
-
-def now_ns() -> int:
-    """A span's clock: wall time in nanoseconds."""
-    return time.time_ns()
 
 
 # A child span's name -> (whether it is a client call, its attributes).
