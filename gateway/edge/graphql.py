@@ -9,8 +9,6 @@ request id.
 from __future__ import annotations
 
 import logging
-import random
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -29,6 +27,7 @@ from gateway.access.fair_share import FairShare
 from gateway.access.limits import Limits, read_body
 from gateway.access.rate_limits import Budget
 from gateway.config import Settings
+from gateway.edge.answers import JsonAnswer, request_id_of
 from gateway.edge.graphiql import graphiql_page
 from gateway.edge.negotiation import JSON, MediaType, negotiate
 from gateway.edge.requests import Operation, from_body, from_query_string
@@ -47,11 +46,8 @@ from gateway.resolvers.context import Context
 logger = logging.getLogger("gateway.edge.graphql")
 
 REQUEST_ID_HEADER = b"x-request-id"
-# Incoming request ids are kept only when they are plainly ids (they are echoed and logged).
-_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
 # Answers carry one caller's balances: no cache, shared or private, may keep them (GET included).
 NO_STORE = {"cache-control": "no-store"}
-NO_STORE_HEADER = (b"cache-control", b"no-store")
 # A lookup the database could not answer (SERVICE_UNAVAILABLE): worth asking again in a second.
 RETRY_SOON_HEADER = (b"retry-after", b"1")
 
@@ -96,7 +92,7 @@ class GraphQLEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # ASGI header names are lower-case already; one dict instead of a Headers scan per lookup.
         headers: dict[bytes, bytes] = dict(scope["headers"])
-        request_id = _request_id(headers.get(b"x-request-id"))
+        request_id = request_id_of(headers.get(b"x-request-id"))
         note_request_id(request_id)
         media = negotiate(headers.get(b"accept"))
         response = await self.deadlines.within(
@@ -322,22 +318,6 @@ class GraphQLEndpoint:
         return text
 
 
-class JsonAnswer:
-    """A GraphQL answer as ASGI messages: what Starlette's Response sends, with its headers written as bytes
-    once (this is every answer's path)."""
-
-    __slots__ = ("body", "raw_headers", "status_code")
-
-    def __init__(self, body: bytes, status_code: int, media: MediaType, headers: list[tuple[bytes, bytes]]) -> None:
-        self.body = body
-        self.status_code = status_code
-        self.raw_headers = [(b"content-length", b"%d" % len(body)), media.header, NO_STORE_HEADER, *headers]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        await send({"type": "http.response.body", "body": self.body})
-
-
 @dataclass(frozen=True, slots=True)
 class _Refusal:
     """An operation that cannot start."""
@@ -380,10 +360,3 @@ def error_response(
 
 def _wants_graphiql(request: Request) -> bool:
     return "query" not in request.query_params and "text/html" in request.headers.get("accept", "")
-
-
-def _request_id(incoming: bytes | None) -> str:
-    if incoming is not None and _REQUEST_ID.fullmatch(incoming):
-        return incoming.decode("ascii")
-    # 128 random bits as 32 hex digits, like uuid4().hex. An id, not a secret: no system call for it.
-    return f"{random.getrandbits(128):032x}"

@@ -9,8 +9,6 @@ within the same deadline. The OpenAPI document (edge/openapi.py) describes exact
 
 from __future__ import annotations
 
-import random
-import re
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
@@ -25,6 +23,8 @@ from gateway.access.fair_share import FairShare
 from gateway.config import Settings
 from gateway.domain.lookup import Balance, ProgramPoints
 from gateway.domain.vocabulary import EntityType, IdentifierType, Source
+from gateway.edge.answers import NO_STORE_HEADER, JsonAnswer, request_id_of
+from gateway.edge.negotiation import JSON
 from gateway.edge.state import AppState
 from gateway.errors import BadRequest, BadUserInput, GatewayError, InvalidEntityType, PayloadTooLarge
 from gateway.execution.results import masked
@@ -61,7 +61,6 @@ _SOURCES = {source.value: source for source in Source}
 _ENTITY_TYPES = {entity_type.value: entity_type for entity_type in EntityType}
 _BOOLEANS = {"true": True, "false": False}
 _INT32 = 2**31 - 1
-_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
 
 # Each error's HTTP status here, where REST's conventions differ from GraphQL's 200-with-errors.
 STATUS = {
@@ -73,7 +72,6 @@ STATUS = {
     "INVALID_ENTITY_TYPE": 400,
     "PAYLOAD_TOO_LARGE": 414,
 }
-NO_STORE = (b"cache-control", b"no-store")
 
 
 def read_lookup(query_string: bytes) -> dict[str, Any]:
@@ -196,12 +194,7 @@ class RestEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers: dict[bytes, bytes] = dict(scope["headers"])
-        incoming = headers.get(b"x-request-id")
-        request_id = (
-            incoming.decode("ascii")
-            if incoming is not None and _REQUEST_ID.fullmatch(incoming)
-            else f"{random.getrandbits(128):032x}"
-        )
+        request_id = request_id_of(headers.get(b"x-request-id"))
         note_request_id(request_id)
         response = await self.deadlines.within(
             lambda: self._respond(scope, headers, request_id),
@@ -213,7 +206,7 @@ class RestEndpoint:
         response.raw_headers.append((b"x-request-id", request_id.encode()))
         await response(scope, receive, send)
 
-    async def _respond(self, scope: Scope, headers: dict[bytes, bytes], request_id: str) -> Response:
+    async def _respond(self, scope: Scope, headers: dict[bytes, bytes], request_id: str) -> Response | JsonAnswer:
         if scope["method"] not in ("GET", "HEAD"):
             error = BadRequest(f"{REST_PATH} is read with GET")
             return _refusal(error, status=405, extra=[(b"allow", b"GET, HEAD")])
@@ -239,9 +232,7 @@ class RestEndpoint:
             self.fair_share.leave(caller.org_id)
         found = balance.answer(lookup, matches)
         body = balance_body(found, all_programs=arguments["fetch_data_for_all_programs"])
-        response = Response(orjson.dumps(body), media_type="application/json")
-        response.raw_headers += [NO_STORE, *(budget.raw_headers() if budget is not None else [])]
-        return response
+        return JsonAnswer(orjson.dumps(body), 200, JSON, budget.raw_headers() if budget is not None else [])
 
 
 def _refusal(
@@ -262,7 +253,7 @@ def _refusal(
         status = status or STATUS.get(error.code, error.http_status if error.http_status != 200 else 400)
     note_outcome(extensions["code"])
     response = Response(error_body(message, extensions), status_code=status, media_type="application/json")
-    response.raw_headers += [NO_STORE, *((k.encode(), v.encode()) for k, v in headers.items()), *(extra or [])]
+    response.raw_headers += [NO_STORE_HEADER, *((k.encode(), v.encode()) for k, v in headers.items()), *(extra or [])]
     if status == 401:
         response.raw_headers.append((b"www-authenticate", b"Bearer"))
     return response
