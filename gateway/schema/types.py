@@ -1,4 +1,8 @@
-"""Output types of pointsBalance, built from domain values."""
+"""Output types of pointsBalance, read from domain values.
+
+Each type says, in DOMAIN_FIELDS, how each of its fields reads a domain value (a Balance, or one of its
+ProgramPoints). Compiled plans serialize straight from the domain value through these
+(gateway/execution/compiler.py); graphql-core resolves the objects from_domain builds with the same readers."""
 
 from __future__ import annotations
 
@@ -20,12 +24,14 @@ class PromisedPointsBreakup:
         description="Become main points when an external event happens."
     )
 
-    # How compiled plans read each field straight from a domain value (a Balance or its ProgramPoints),
-    # without building this object (gateway/execution/compiler.py); graphql-core reads from_domain's objects.
     DOMAIN_FIELDS: ClassVar[dict[str, Callable[[Any], Any]]] = {
         "delayed_accrual_points": attrgetter("delayed_accrual"),
         "external_trigger_based_points": attrgetter("external_trigger"),
     }
+
+    @classmethod
+    def from_domain(cls, value: Balance | ProgramPoints) -> PromisedPointsBreakup:
+        return cls(**_read(cls.DOMAIN_FIELDS, value))
 
 
 @strawberry.type(description="An entity's points in one loyalty program.")
@@ -51,19 +57,9 @@ class ProgramBalance:
 
     @classmethod
     def from_domain(cls, program: ProgramPoints) -> ProgramBalance:
-        main, delayed, external = program.main, program.delayed_accrual, program.external_trigger
-        promised = delayed + external
-        return cls(
-            program_id=program.program_id,
-            program_name=program.program_name,
-            is_default=program.is_default,
-            main_points=Points(main),
-            promised_points=Points(promised),
-            total_points=Points(main + promised),
-            promised_points_breakup=PromisedPointsBreakup(
-                delayed_accrual_points=Points(delayed), external_trigger_based_points=Points(external)
-            ),
-        )
+        fields = _read(cls.DOMAIN_FIELDS, program)
+        fields["promised_points_breakup"] = PromisedPointsBreakup.from_domain(program)
+        return cls(**fields)
 
 
 @strawberry.type(description="A customer's or fleet's points, summed over the programs in `programs`.")
@@ -90,17 +86,11 @@ class PointsBalance:
 
     @classmethod
     def from_domain(cls, balance: Balance) -> PointsBalance:
-        main, delayed, external = balance.main, balance.delayed_accrual, balance.external_trigger
-        promised = delayed + external
-        return cls(
-            entity_id=strawberry.ID(str(balance.entity_id)),
-            entity_type=balance.entity_type,
-            main_points=Points(main),
-            promised_points=Points(promised),
-            total_points=Points(main + promised),
-            promised_points_breakup=PromisedPointsBreakup(
-                delayed_accrual_points=Points(delayed), external_trigger_based_points=Points(external)
-            ),
-            programs=[ProgramBalance.from_domain(p) for p in balance.programs],
-            warnings=list(balance.warnings),
-        )
+        fields = _read(cls.DOMAIN_FIELDS, balance)
+        fields["promised_points_breakup"] = PromisedPointsBreakup.from_domain(balance)
+        fields["programs"] = [ProgramBalance.from_domain(program) for program in balance.programs]
+        return cls(**fields)
+
+
+def _read(readers: dict[str, Callable[[Any], Any]], value: Any) -> dict[str, Any]:
+    return {name: read(value) for name, read in readers.items()}
