@@ -11,22 +11,17 @@ to identical output.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
-from operator import attrgetter
 from typing import Any
 
 from graphql import (
     ArgumentNode,
     FieldNode,
-    GraphQLEnumType,
     GraphQLError,
     GraphQLField,
-    GraphQLList,
-    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
-    GraphQLScalarType,
     OperationDefinitionNode,
     OperationType,
     VariableNode,
@@ -45,19 +40,16 @@ from gateway.execution.documents import Document
 from gateway.execution.plans import (
     ArgumentReader,
     BatchRoot,
-    NonNullViolation,
     Plan,
     RootField,
     Serializer,
     field_arguments,
+    item_preparer,
 )
+from gateway.execution.serializers import NotCompilable, SerializerBuilder
 from gateway.execution.variables import NotSupported, variables_coercer
 
 _UNSET = object()
-
-
-class NotCompilable(Exception):
-    """The operation uses something only graphql-core executes."""
 
 
 class Compiler:
@@ -65,7 +57,6 @@ class Compiler:
         self._strawberry = schema
         self._schema = schema._schema
         self._root_resolvers = root_resolvers
-        self._object_serializers: dict[tuple[str, tuple[int, ...]], Serializer] = {}
 
     def coerce_variables(
         self, document: Document, operation: OperationDefinitionNode, raw: dict[str, Any]
@@ -118,6 +109,19 @@ class Compiler:
             document.plans[names_key] = names
         return tuple(variables.coerced.get(name) for name in names)
 
+    def serializer(
+        self,
+        document: Document,
+        variables: VariableValues,
+        type_: GraphQLOutputType,
+        parent_name: str,
+        field_name: str,
+        nodes: list[FieldNode],
+    ) -> Serializer:
+        """The serializer of a root field's value over this selection; raises NotCompilable."""
+        builder = SerializerBuilder(_definition, _strawberry_field, document.fragments, variables)
+        return builder.build(type_, parent_name, field_name, nodes)
+
     def _compile(self, document: Document, operation: Any, variables: VariableValues) -> Plan:
         query_type = self._schema.query_type
         assert query_type is not None
@@ -135,83 +139,16 @@ class Compiler:
                 raise NotCompilable(name)
             field = query_type.fields[name]
             try:
-                convert = argument_converter(_strawberry_field(definition, name))
+                prepare = item_preparer(resolver, argument_converter(_strawberry_field(definition, name)))
             except UnsupportedArgument as error:
                 raise NotCompilable(name) from error
-            serialize = self._value(field.type, query_type.name, name, nodes, document, variables)
+            serialize = self.serializer(document, variables, field.type, query_type.name, name, nodes)
             reader = argument_reader(field, nodes[0])
-            root = RootField(key, tuple(nodes), field, resolver, convert, None, serialize, reader)
+            root = RootField(key, tuple(nodes), field, resolver, prepare, None, serialize, reader)
             if not _uses_variables(nodes[0]):
                 root = replace(root, constant_arguments=field_arguments(root, variables))
             roots.append(root)
         return Plan(tuple(roots))
-
-    def _value(
-        self,
-        type_: GraphQLOutputType,
-        parent_name: str,
-        field_name: str,
-        nodes: list[FieldNode],
-        document: Document,
-        variables: VariableValues,
-    ) -> Serializer:
-        if isinstance(type_, GraphQLNonNull):
-            present = self._present(type_.of_type, parent_name, field_name, nodes, document, variables)
-
-            def non_null(value: Any) -> Any:
-                if value is None:
-                    raise NonNullViolation(parent_name, field_name)
-                return present(value)
-
-            return non_null
-        present = self._present(type_, parent_name, field_name, nodes, document, variables)
-        return lambda value: None if value is None else present(value)
-
-    def _present(
-        self,
-        type_: GraphQLOutputType,
-        parent_name: str,
-        field_name: str,
-        nodes: list[FieldNode],
-        document: Document,
-        variables: VariableValues,
-    ) -> Serializer:
-        """The serializer of a value that is not None."""
-        if isinstance(type_, GraphQLList):
-            item = self._value(type_.of_type, parent_name, field_name, nodes, document, variables)
-            return lambda values: [item(value) for value in values]
-        if isinstance(type_, GraphQLScalarType | GraphQLEnumType):
-            return type_.serialize
-        if isinstance(type_, GraphQLObjectType):
-            return self._object(type_, nodes, document, variables)
-        raise NotCompilable(str(type_))
-
-    def _object(
-        self, type_: GraphQLObjectType, nodes: list[FieldNode], document: Document, variables: VariableValues
-    ) -> Serializer:
-        definition = _definition(type_)
-        # A type that says how each of its fields reads a domain value is serialized from that value
-        # (root resolvers' `finish` returns it), without building the type's own object first.
-        domain: dict[str, Callable[[Any], Any]] | None = getattr(definition.origin, "DOMAIN_FIELDS", None)
-        entries: list[tuple[str, Callable[[Any], Any], Serializer]] = []
-        selections = [node.selection_set for node in nodes if node.selection_set is not None]
-        for key, field_nodes in collect_fields(type_.name, selections, document.fragments, variables).items():
-            name = field_nodes[0].name.value
-            if name == "__typename":
-                entries.append((key, _constant(type_.name), _identity))
-                continue
-            strawberry_field = _strawberry_field(definition, name)
-            if strawberry_field.base_resolver is not None or field_nodes[0].arguments:
-                raise NotCompilable(f"{type_.name}.{name} has a resolver")
-            serialize = self._value(type_.fields[name].type, type_.name, name, field_nodes, document, variables)
-            python_name = strawberry_field.python_name
-            get = domain[python_name] if domain is not None else attrgetter(python_name)
-            entries.append((key, get, serialize))
-
-        def serialize_object(value: Any) -> dict[str, Any]:
-            return {key: serialize(get(value)) for key, get, serialize in entries}
-
-        return serialize_object
 
 
 def argument_reader(field: GraphQLField, node: FieldNode) -> ArgumentReader | None:
@@ -282,10 +219,6 @@ def _strawberry_field(definition: StrawberryObjectDefinition, graphql_name: str)
 
 def _constant(value: Any) -> Serializer:
     return lambda _: value
-
-
-def _identity(value: Any) -> Any:
-    return value
 
 
 def _uses_variables(node: FieldNode) -> bool:

@@ -24,6 +24,9 @@ class BatchRoot:
     load: Callable[[Any, Sequence[Any]], Awaitable[Sequence[Any]]]  # (context, items) -> one result per item
     finish: Callable[[Any, Any], Any]  # (item, result) -> the field's value; may raise
     cost: Callable[[Any], int] = lambda item: 1  # (item) -> what it weighs against the caller's budget
+    # (the field's coerced GraphQL arguments, input objects as dicts) -> item, as `prepare` makes it: what
+    # compiled plans call, without converting the arguments into the resolver's Python ones first.
+    prepare_arguments: Callable[[dict[str, Any]], Any] | None = None
 
 
 class NonNullViolation(Exception):
@@ -37,8 +40,8 @@ class RootField:
     nodes: tuple[FieldNode, ...]
     field: GraphQLField | None  # None for __typename
     root: BatchRoot | None
-    convert_arguments: Callable[[dict[str, Any]], dict[str, Any]] | None
-    constant_arguments: dict[str, Any] | None  # when the arguments use no variables
+    prepare: Callable[[dict[str, Any]], Any] | None  # the field's coerced arguments -> its root's item
+    constant_arguments: dict[str, Any] | None  # the coerced arguments, when they use no variables
     serialize: Serializer
     # The coerced arguments read straight from the variables; None when they need graphql-core.
     read_arguments: ArgumentReader | None = None
@@ -65,7 +68,7 @@ class Plan:
                 arguments = field.constant_arguments
                 if arguments is None:
                     arguments = field_arguments(field, variables)
-                item = field.root.prepare(**arguments)
+                item = field.prepare(arguments)  # type: ignore[misc]
                 run.pending.setdefault(field.root, []).append((field, item))
                 run.cost += field.root.cost(item)
             except Exception as error:  # reported like graphql-core does: a located error, the field null
@@ -126,9 +129,19 @@ def _located(error: Exception, field: RootField) -> GraphQLError:
 
 
 def field_arguments(root: RootField, variables: VariableValues) -> dict[str, Any]:
-    assert root.field is not None and root.convert_arguments is not None
-    raw = root.read_arguments(variables.coerced) if root.read_arguments is not None else None
-    if raw is None:
+    """The field's coerced GraphQL arguments."""
+    assert root.field is not None
+    arguments = root.read_arguments(variables.coerced) if root.read_arguments is not None else None
+    if arguments is None:
         # Not compiled, or a value graphql-core refuses: it says why.
-        raw = get_argument_values(root.field, root.nodes[0], variables)
-    return root.convert_arguments(raw)
+        arguments = get_argument_values(root.field, root.nodes[0], variables)
+    return arguments
+
+
+def item_preparer(root: BatchRoot, convert: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[Any], Any]:
+    """From the field's coerced arguments to its root's item: the root's own reading of them when it has one,
+    else its `prepare` called with the arguments converted into the resolver's Python ones."""
+    if root.prepare_arguments is not None:
+        return root.prepare_arguments
+    prepare = root.prepare
+    return lambda arguments: prepare(**convert(arguments))

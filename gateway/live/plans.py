@@ -22,7 +22,7 @@ from gateway.execution.arguments import UnsupportedArgument, argument_converter,
 from gateway.execution.collect import collect_fields
 from gateway.execution.compiler import Compiler, NotCompilable, argument_reader
 from gateway.execution.documents import Document
-from gateway.execution.plans import RootField, field_arguments
+from gateway.execution.plans import RootField, field_arguments, item_preparer
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -38,7 +38,7 @@ class LivePlan:
         arguments = self.field.constant_arguments
         if arguments is None:
             arguments = field_arguments(self.field, variables)
-        lookup: Lookup = root.prepare(**arguments)
+        lookup: Lookup = self.field.prepare(arguments)  # type: ignore[misc]
         return lookup
 
     def render(self, balance: Balance) -> str:
@@ -86,7 +86,7 @@ class SubscriptionCompiler(Compiler):
         if strawberry_field is None:
             raise NotCompilable(name)
         field = root_type.fields[name]
-        serialize = self._value(field.type, root_type.name, name, nodes, document, variables)
-        convert = argument_converter(strawberry_field)
-        root = RootField(key, tuple(nodes), field, resolver, convert, None, serialize, argument_reader(field, nodes[0]))
+        serialize = self.serializer(document, variables, field.type, root_type.name, name, nodes)
+        prepare = item_preparer(resolver, argument_converter(strawberry_field))
+        root = RootField(key, tuple(nodes), field, resolver, prepare, None, serialize, argument_reader(field, nodes[0]))
         return LivePlan(root)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 from graphql import GraphQLError
 from strawberry.types import ExecutionContext
@@ -30,6 +32,19 @@ def prepare_points_balance(
         program_id=program_id,
         entity_type=entity_type,
         fetch_data_for_all_programs=fetch_data_for_all_programs,
+    )
+
+
+def prepare_points_balance_arguments(arguments: dict[str, Any]) -> Lookup:
+    """prepare_points_balance from the field's coerced GraphQL arguments, as compiled plans read them: input
+    objects as dicts, enums as their Python values, every argument with a default present."""
+    return balance.prepare(
+        identifiers=[(identifier["type"], identifier["value"]) for identifier in arguments["identifiers"]],
+        source=arguments["source"],
+        account_id=arguments.get("accountId"),
+        program_id=arguments.get("programId"),
+        entity_type=arguments["entityType"],
+        fetch_data_for_all_programs=arguments["fetchDataForAllPrograms"],
     )
 
 
@@ -74,6 +89,10 @@ class GatewaySchema(strawberry.Schema):
 # types' DOMAIN_FIELDS (schema/types.py).
 ROOT_RESOLVERS = {
     "pointsBalance": BatchRoot(
-        prepare=prepare_points_balance, load=balance.load, finish=balance.answer, cost=balance.cost
+        prepare=prepare_points_balance,
+        load=balance.load,
+        finish=balance.answer,
+        cost=balance.cost,
+        prepare_arguments=prepare_points_balance_arguments,
     )
 }
