@@ -47,7 +47,7 @@ from gateway.execution.plans import (
     item_preparer,
 )
 from gateway.execution.serializers import NotCompilable, SerializerBuilder
-from gateway.execution.variables import NotSupported, variables_coercer
+from gateway.execution.variables import NotSupported, VariablesCoercer, variables_coercer
 
 _UNSET = object()
 
@@ -63,6 +63,10 @@ class Compiler:
     ) -> VariableValues | list[GraphQLError]:
         """The request's variables, coerced: by the operation's compiled coercer when it has one and
         the values are valid, else by graphql-core (which also explains what is wrong)."""
+        return self.coerce_with(self.variables_coercer(document, operation), operation, raw)
+
+    def variables_coercer(self, document: Document, operation: OperationDefinitionNode) -> VariablesCoercer | None:
+        """The operation's compiled coercion of its variables (built once per document), or None: graphql-core."""
         key = ("variables", operation.name.value if operation.name else None)
         coerce = document.plans.get(key, _UNSET)
         if coerce is _UNSET:
@@ -71,12 +75,22 @@ class Compiler:
             except NotSupported:
                 coerce = None
             document.plans[key] = coerce
+        return coerce  # type: ignore[no-any-return]
+
+    def coerce_with(
+        self, coerce: VariablesCoercer | None, operation: OperationDefinitionNode, raw: dict[str, Any]
+    ) -> VariableValues | list[GraphQLError]:
+        """The variables coerced by `coerce` (variables_coercer's), or by graphql-core when it cannot."""
         if coerce is not None:
             coerced = coerce(raw)
             if coerced is not None:
                 # graphql-core reads only `coerced` outside fragment variables.
                 return VariableValues({}, coerced)
         return get_variable_values(self._schema, operation.variable_definitions or (), raw)
+
+    def plan_is_fixed(self, document: Document, operation_name: str | None) -> bool:
+        """Whether the operation's plan is the same whatever its variables (no @skip/@include depends on one)."""
+        return not self._directive_names(document, operation_name)
 
     def plan(self, document: Document, operation_name: str | None, variables: VariableValues) -> Plan | None:
         """The plan for this operation and these directive variables, or None: use graphql-core."""
@@ -100,6 +114,9 @@ class Compiler:
     def _directive_key(
         self, document: Document, operation_name: str | None, variables: VariableValues
     ) -> tuple[Any, ...]:
+        return tuple(variables.coerced.get(name) for name in self._directive_names(document, operation_name))
+
+    def _directive_names(self, document: Document, operation_name: str | None) -> tuple[str, ...]:
         names_key = ("directive-variables", operation_name)
         names = document.plans.get(names_key)
         if names is None:
@@ -107,7 +124,7 @@ class Compiler:
             assert operation is not None
             names = directive_variables(operation, document.fragments.values())
             document.plans[names_key] = names
-        return tuple(variables.coerced.get(name) for name in names)
+        return names  # type: ignore[no-any-return]
 
     def serializer(
         self,

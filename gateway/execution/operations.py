@@ -21,9 +21,10 @@ from strawberry.schema.schema import Schema as StrawberrySchema
 from gateway.errors import BadRequest, QueryTooComplex, ServiceUnavailable
 from gateway.execution.compiler import Compiler
 from gateway.execution.documents import Document, DocumentCache
-from gateway.execution.plans import BatchRoot, PlanRun, load_runs
+from gateway.execution.plans import BatchRoot, Plan, PlanRun, load_runs
 from gateway.execution.results import format_error
-from gateway.observability.requests import note_operation
+from gateway.execution.variables import VariablesCoercer
+from gateway.observability.requests import note_operation_name
 from gateway.resolvers.context import Context
 
 
@@ -42,10 +43,38 @@ class Prepared:
     variables: VariableValues
     run: PlanRun | None  # its compiled plan, prepared; None: graphql-core runs it
     cost: int
+    plan: Plan | None  # the compiled plan it runs
 
 
 # What an operation that could not start answers: (status as application/graphql-response+json has it, body).
 Refused = tuple[int, dict[str, Any]]
+
+_UNPLANNED: Any = object()
+
+
+class _Operation:
+    """One operation of a cached document: what each request for it would otherwise look up again."""
+
+    __slots__ = ("coerce", "fixed", "kind", "least_cost", "name", "node", "plan")
+
+    def __init__(
+        self,
+        node: OperationDefinitionNode,
+        kind: OperationType,
+        name: str,
+        least_cost: int,
+        coerce: VariablesCoercer | None,
+        *,
+        fixed: bool,
+    ) -> None:
+        self.node = node
+        self.kind = kind
+        self.name = name  # "" when anonymous
+        self.least_cost = least_cost
+        self.coerce = coerce  # the compiled coercion of its variables; None: graphql-core's
+        # Whether its plan is the same whatever its variables; once known, that plan (None: graphql-core runs it).
+        self.fixed = fixed
+        self.plan: Plan | None = _UNPLANNED
 
 
 class Executor:
@@ -91,44 +120,65 @@ class Executor:
         document = self.documents.get(request.query)
         if document.errors:
             return 400, {"errors": [format_error(error, request_id) for error in document.errors]}
-        operation = document.operation(request.operation_name)
+        operation = document.plans.get(request.operation_name)
         if operation is None:
-            if request.operation_name is None:
-                message = "the document has several operations: say which one to run with operationName"
-            else:
-                message = f"the document has no operation named {request.operation_name!r}"
-            return 400, {"errors": [{"message": message, "extensions": {"code": BadRequest.code}}]}
-        note_operation(operation, context.org_id)
-        if is_get and operation.operation is not OperationType.QUERY:
-            error = {"message": "only queries may be sent with GET", "extensions": {"code": BadRequest.code}}
-            return 405, {"errors": [error]}
-        if operation.operation is OperationType.SUBSCRIPTION:
-            message = (
-                "subscriptions are served over WebSocket (graphql-transport-ws) or Server-Sent Events "
-                "(Accept: text/event-stream), not plain HTTP"
-            )
-            return 400, {"errors": [{"message": message, "extensions": {"code": BadRequest.code}}]}
-        least = _least_cost(document, operation, request.operation_name)
+            operation = self._operation(document, request.operation_name)
+            if operation is None:
+                return 400, {"errors": [{"message": _no_operation(request), "extensions": {"code": BadRequest.code}}]}
+        note_operation_name(operation.name, context.org_id)
+        if operation.kind is not OperationType.QUERY:
+            if is_get:
+                error = {"message": "only queries may be sent with GET", "extensions": {"code": BadRequest.code}}
+                return 405, {"errors": [error]}
+            if operation.kind is OperationType.SUBSCRIPTION:
+                message = (
+                    "subscriptions are served over WebSocket (graphql-transport-ws) or Server-Sent Events "
+                    "(Accept: text/event-stream), not plain HTTP"
+                )
+                return 400, {"errors": [{"message": message, "extensions": {"code": BadRequest.code}}]}
+        least = operation.least_cost
         if least > self.max_cost:
             return _too_complex(f"the operation costs at least {least}; at most {self.max_cost} is allowed")
         if afford is not None and least > 1:
             afford(least)
 
-        variables = self.compiler.coerce_variables(document, operation, request.variables or {})
+        node = operation.node
+        variables = self.compiler.coerce_with(operation.coerce, node, request.variables or {})
         if not isinstance(variables, VariableValues):
             if self.hide_suggestions:
                 # Explained again without "Did you mean …": only requests with invalid variables pay for it.
-                definitions = operation.variable_definitions or ()
+                definitions = node.variable_definitions or ()
                 raw = request.variables or {}
                 variables = get_variable_values(self.schema._schema, definitions, raw, hide_suggestions=True)
                 assert not isinstance(variables, VariableValues)
             return 400, {"errors": [format_error(error, request_id) for error in variables]}
-        plan = self.compiler.plan(document, request.operation_name, variables)
+        plan = operation.plan
+        if plan is _UNPLANNED:
+            plan = self.compiler.plan(document, request.operation_name, variables)
+            if operation.fixed:
+                operation.plan = plan
         run = plan.prepare(variables) if plan is not None else None
         cost = max(1, run.cost) if run is not None else _upper_cost(document)
         if cost > self.max_cost:
             return _too_complex(f"the operation costs {cost}; at most {self.max_cost} is allowed")
-        return Prepared(request, document, variables, run, cost)
+        return Prepared(request, document, variables, run, cost, plan)
+
+    def _operation(self, document: Document, name: str | None) -> _Operation | None:
+        """What every request for this operation of the document shares, looked up once (None: no such operation)."""
+        node = document.operation(name)
+        if node is None:
+            return None
+        operation = _Operation(
+            node,
+            node.operation,
+            node.name.value if node.name is not None else "",
+            _least_cost(node),
+            self.compiler.variables_coercer(document, node),
+            fixed=self.compiler.plan_is_fixed(document, name),
+        )
+        # Operation names are GraphQL names (or None): they cannot clash with the compiler's tuple keys.
+        document.plans[name] = operation
+        return operation
 
     async def run(self, prepared: Prepared, context: Context) -> tuple[int, dict[str, Any]]:
         run = prepared.run
@@ -188,16 +238,18 @@ def _too_complex(message: str) -> Refused:
     return 400, {"errors": [{"message": message, "extensions": {"code": QueryTooComplex.code}}]}
 
 
-def _least_cost(document: Document, operation: OperationDefinitionNode, name: str | None) -> int:
+def _least_cost(operation: OperationDefinitionNode) -> int:
     """The least the operation can cost: one unit per lookup at its top level that no directive may skip."""
-    key = ("least-cost", name)
-    cost = document.plans.get(key)
-    if cost is None:
-        cost = document.plans[key] = sum(
-            isinstance(selection, FieldNode) and selection.name.value in _LOOKUP_FIELDS and not selection.directives
-            for selection in operation.selection_set.selections
-        )
-    return int(cost)
+    return sum(
+        isinstance(selection, FieldNode) and selection.name.value in _LOOKUP_FIELDS and not selection.directives
+        for selection in operation.selection_set.selections
+    )
+
+
+def _no_operation(request: GraphQLRequest) -> str:
+    if request.operation_name is None:
+        return "the document has several operations: say which one to run with operationName"
+    return f"the document has no operation named {request.operation_name!r}"
 
 
 def _upper_cost(document: Document) -> int:

@@ -28,6 +28,8 @@ from graphql.pyutils import is_iterable
 from graphql.type import GraphQLEnumType, GraphQLScalarType
 
 Coercer = Callable[[Any], Any]
+# From raw variables to the coerced dict, or None: let graphql-core coerce (and explain).
+VariablesCoercer = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
 class Invalid(Exception):
@@ -38,9 +40,7 @@ class NotSupported(Exception):
     """A type this module does not mirror; use graphql-core for the operation."""
 
 
-def variables_coercer(
-    schema: GraphQLSchema, definitions: Collection[VariableDefinitionNode]
-) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
+def variables_coercer(schema: GraphQLSchema, definitions: Collection[VariableDefinitionNode]) -> VariablesCoercer:
     """A function from raw variables to the coerced dict, or None: let graphql-core coerce (and explain)."""
     entries: list[tuple[str, Coercer, Any, bool]] = []
     for definition in definitions:

@@ -16,15 +16,12 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
-from graphql.execution.values import VariableValues
 
 from gateway.config import Settings
 from gateway.db.database import Database
 from gateway.db.pool import ConnectionPool, create_pool
 from gateway.edge.graphql import GraphQLEndpoint
-from gateway.execution.compiler import Compiler
-from gateway.execution.documents import Document
-from gateway.execution.operations import GraphQLRequest
+from gateway.execution.operations import GraphQLRequest, Prepared
 from gateway.execution.plans import Plan
 from gateway.execution.results import format_error
 from gateway.resolvers.context import Context
@@ -87,19 +84,6 @@ async def seed(connection: asyncpg.Connection) -> None:
     await seed.balance(ORG_DUAL, 2002, 21, "99.999")
 
 
-class RecordingCompiler(Compiler):
-    """The endpoint's compiler, remembering the plan of the last request (None: graphql-core ran)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.calls: list[Plan | None] = []
-
-    def plan(self, document: Document, operation_name: str | None, variables: VariableValues) -> Plan | None:
-        plan = super().plan(document, operation_name, variables)
-        self.calls.append(plan)
-        return plan
-
-
 @dataclass
 class Outcome:
     data: Any
@@ -116,7 +100,6 @@ class World:
     settings: Settings
     database: Database
     endpoint: GraphQLEndpoint
-    compiler: RecordingCompiler
 
     def context(self, org_id: int) -> Context:
         # A fresh one per execution: each Context has its own DataLoader.
@@ -136,12 +119,17 @@ class World:
     def candidate(
         self, query: str, variables: dict[str, Any] | None, operation_name: str | None, org_id: int
     ) -> tuple[Outcome, list[Plan | None]]:
-        """The gateway's endpoint, and the plans it chose (none: it answered before planning)."""
-        self.compiler.calls.clear()
-        _, body = self.loop.run_until_complete(
-            self.endpoint.executor.execute(GraphQLRequest(query, variables, operation_name), self.context(org_id))
-        )
-        return Outcome.of(body.get("data"), body.get("errors", [])), list(self.compiler.calls)
+        """The gateway's endpoint, and the plan it chose (none: it answered before planning; None: graphql-core ran)."""
+        executor = self.endpoint.executor
+        context = self.context(org_id)
+        prepared = executor.prepare(GraphQLRequest(query, variables, operation_name), context, is_get=False)
+        if isinstance(prepared, Prepared):
+            _, body = self.loop.run_until_complete(executor.run(prepared, context))
+            plans = [prepared.plan]
+        else:
+            _, body = prepared
+            plans = []
+        return Outcome.of(body.get("data"), body.get("errors", [])), plans
 
     def compare(
         self, query: str, variables: dict[str, Any] | None, operation_name: str | None, org_id: int
@@ -183,10 +171,8 @@ def world(database_url: str) -> Iterator[World]:
     try:
         pool = loop.run_until_complete(open_pool())
         endpoint = GraphQLEndpoint(schema=schema, root_resolvers=ROOT_RESOLVERS, settings=settings)
-        compiler = RecordingCompiler(schema, ROOT_RESOLVERS)
-        endpoint.executor.compiler = compiler
         try:
-            yield World(loop, settings, Database(pool, 2.0), endpoint, compiler)
+            yield World(loop, settings, Database(pool, 2.0), endpoint)
         finally:
             loop.run_until_complete(pool.close())
     finally:

@@ -42,7 +42,7 @@ SCHEMA = strawberry.Schema(Query)._schema
 SCALAR_FIELDS = {"text": "String", "number": "Int", "flag": "Boolean", "key": "ID"}
 
 
-class Colour(str, enum.Enum):
+class Colour(enum.StrEnum):
     RED = "red"
 
 
