@@ -74,7 +74,11 @@ class SerializerBuilder:
         result = self._value(type_, parent_name, field_name, nodes, "value", 1)
         source = "def serialize(value):\n" + "\n".join(self._lines) + f"\n    return {result}\n"
         namespace = dict(self._names)
-        exec(compile(source, f"<serializer of {parent_name}.{field_name}>", "exec"), namespace)
+        try:
+            code = compile(source, f"<serializer of {parent_name}.{field_name}>", "exec")
+        except (SyntaxError, RecursionError) as error:  # nested deeper than Python's blocks may be
+            raise NotCompilable("too deeply nested") from error
+        exec(code, namespace)
         serialize: Serializer = namespace["serialize"]
         serialize.source = source  # type: ignore[attr-defined]  # for tests and for reading
         return serialize
