@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -21,21 +22,24 @@ from gateway.observability.logs import (
     mask_mobile,
     scrub,
 )
+from gateway.observability.requests import RequestObserver
 from tests.operations import ORG, TOM_EMAIL, TOM_MOBILE, lookup, seed_tom
 from tests.operations.conftest import running_app
 
 
 @pytest.fixture
-def captured_log() -> Iterator[Callable[[str, str], io.StringIO]]:
+def captured_log() -> Iterator[Callable[..., io.TextIOBase]]:
     """Route all logging to a buffer, exactly as `serve` does (pytest's own capture set aside); undone afterwards."""
     root = logging.getLogger()
     level, before = root.level, list(root.handlers)
     for handler in before:
         root.removeHandler(handler)
 
-    def capture(log_format: str, level_name: str = "info") -> io.StringIO:
-        buffer = io.StringIO()
-        configure_logging(level_name, log_format, buffer)
+    def capture(log_format: str, level_name: str = "info", stream: io.TextIOBase | None = None) -> io.TextIOBase:
+        for handler in list(root.handlers):  # pytest's, added for the test's call after the fixture's setup
+            root.removeHandler(handler)
+        buffer = stream if stream is not None else io.StringIO()
+        configure_logging(level_name, log_format, buffer)  # type: ignore[arg-type]
         return buffer
 
     yield capture
@@ -53,13 +57,108 @@ def test_the_request_line_is_the_same_through_logging_or_the_short_path():
         "operation": "Q",
         "outcome": "OK",
         "status": 200,
+        "cost": 1,
         "duration_ms": 1.5,
         "db_ms": 0.5,
+        "wait_ms": 0.25,
     }
-    record = logging.LogRecord("gateway.request", logging.INFO, "", 0, "request", (), None)
-    record.request = fields
+    anonymous = {**fields, "request_id": "é", "org": None, "operation": None, "outcome": "HTTP_500", "status": 500}
     for formatter in (JsonFormatter(), TextFormatter()):
-        assert formatter.format(record) == formatter.format_request(record.created, fields)
+        line = formatter.request_lines()
+        for values in (fields, anonymous, fields):  # the short path's dict, refilled, keeps nothing of the last line
+            record = logging.LogRecord("gateway.request", logging.INFO, "", 0, "request", (), None)
+            record.request = values
+            logged = formatter.format(record)
+            assert logged == formatter.format_request(record.created, values)
+            assert line(record.created, *values.values()) == (logged + "\n").encode()
+    # Fields without cost and wait (a caller's own, through logging): formatted with what there is.
+    record.request = {key: fields[key] for key in fields if key not in ("cost", "wait_ms")}
+    assert list(json.loads(JsonFormatter().format(record)))[4:] == list(record.request)
+    assert TextFormatter().format(record).endswith(" INFO gateway.request: 200 OK Q org 1 1.5 ms (db 0.5 ms) id r")
+
+
+class _Writes(io.BytesIO):
+    """A binary buffer that keeps what each write brought."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def write(self, data: object) -> int:
+        self.writes.append(bytes(data))  # type: ignore[call-overload]
+        return super().write(data)  # type: ignore[call-overload]
+
+
+def _observe(observer: RequestObserver, request_id: str) -> None:
+    record = observer.begin()
+    record.request_id = request_id
+    record.status = 200
+    observer.end(record)
+
+
+async def test_the_lines_of_a_loop_turn_are_written_at_its_end_in_one_write_after_text_written_before(captured_log):
+    buffer = _Writes()
+    stream = captured_log("json", stream=io.TextIOWrapper(buffer, encoding="utf-8"))
+    observer = RequestObserver(metrics_enabled=False)
+    stream.write("before\n")  # left in the text stream's own buffer
+    for request_id in ("a", "b", "c"):
+        _observe(observer, request_id)
+    assert buffer.writes == []
+    await asyncio.sleep(0)
+    first, *lines = buffer.getvalue().decode().splitlines()
+    assert first == "before" and [json.loads(line)["request_id"] for line in lines] == ["a", "b", "c"]
+    assert [write.count(b'"logger":"gateway.request"') for write in buffer.writes if b"gateway.request" in write] == [3]
+    assert list(json.loads(lines[0])) == [
+        "time", "level", "logger", "message", "request_id", "org", "operation", "outcome", "status",
+        "cost", "duration_ms", "db_ms", "wait_ms",
+    ]  # fmt: skip
+
+
+async def test_a_stream_in_another_encoding_is_written_as_text(captured_log):
+    buffer = io.BytesIO()
+    stream = captured_log("text", stream=io.TextIOWrapper(buffer, encoding="latin-1"))
+    _observe(RequestObserver(metrics_enabled=False), "café")
+    await asyncio.sleep(0)
+    stream.flush()
+    assert buffer.getvalue().endswith(b" id caf\xe9\n")
+
+
+async def test_no_request_line_below_the_level_or_while_logging_is_disabled(captured_log):
+    output = captured_log("json")
+    observer = RequestObserver(metrics_enabled=False)
+    logger = logging.getLogger("gateway.request")
+    try:
+        logger.setLevel(logging.WARNING)
+        _observe(observer, "quiet")
+        logger.setLevel(logging.NOTSET)
+        logging.disable(logging.INFO)
+        _observe(observer, "disabled")
+        logging.disable(logging.NOTSET)
+        _observe(observer, "heard")
+    finally:
+        logger.setLevel(logging.NOTSET)
+        logging.disable(logging.NOTSET)
+    await asyncio.sleep(0)
+    assert [line["request_id"] for line in request_lines(output.getvalue())] == ["heard"]
+
+
+def test_without_an_event_loop_the_line_is_written_at_once(captured_log):
+    output = captured_log("json")
+    _observe(RequestObserver(metrics_enabled=False), "now")
+    assert [line["request_id"] for line in request_lines(output.getvalue())] == ["now"]
+
+
+def test_with_another_handler_the_line_goes_through_logging(captured_log):
+    output = captured_log("text")
+    other = io.StringIO()
+    extra = logging.StreamHandler(other)
+    extra.setFormatter(JsonFormatter())
+    logging.getLogger().addHandler(extra)
+    _observe(RequestObserver(metrics_enabled=False), "both")
+    assert re.fullmatch(
+        r"\S+ \S+ INFO gateway\.request: 200 OK - org - \d+\.\d ms \(db 0\.0 ms\) id both\n", output.getvalue()
+    )
+    assert [line["request_id"] for line in request_lines(other.getvalue())] == ["both"]
 
 
 def request_lines(text: str) -> list[dict[str, object]]:
