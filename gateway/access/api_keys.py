@@ -31,11 +31,19 @@ class ApiKeyAuthenticator:
         self._accepted: dict[str, tuple[int, float]] = {}
         self._background: set[asyncio.Task[None]] = set()
 
-    async def org_for(self, authorization: str | None) -> int:
-        """The org of a valid `Bearer <key>` header; raises Unauthenticated."""
+    def accepted(self, authorization: str | None) -> int | None:
+        """The org of a header already checked against its stored key and not yet due to be read again;
+        None: org_for must check it."""
         accepted = self._accepted.get(authorization) if authorization else None
         if accepted is not None and accepted[1] > time.monotonic():
             return accepted[0]
+        return None
+
+    async def org_for(self, authorization: str | None) -> int:
+        """The org of a valid `Bearer <key>` header; raises Unauthenticated."""
+        org_id = self.accepted(authorization)
+        if org_id is not None:
+            return org_id
         if not authorization:
             raise Unauthenticated("send an API key as `Authorization: Bearer <key>`")
         scheme, _, key = authorization.partition(" ")

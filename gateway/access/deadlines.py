@@ -50,22 +50,22 @@ class Deadlines:
 
     async def within(
         self,
-        respond: Callable[[], Awaitable[Answer]],
+        respond: Awaitable[Answer],
         refuse: Callable[[GatewayError], Answer],
         fault: Callable[[], Answer],
         *,
         request_id: str,
         gone: tuple[type[BaseException], ...] = (),
     ) -> Answer | None:
-        """respond()'s answer within the deadline: refuse(error) for a GatewayError it raises, and
-        refuse(RequestTimeout) once the deadline passes (what it was doing is cancelled, database statements
-        included); fault() for anything else, logged with the request id. None when it raised one of `gone`:
-        the client left, nobody is there to answer."""
+        """The answer of `respond` (a coroutine, awaited here) within the deadline: refuse(error) for a
+        GatewayError it raises, and refuse(RequestTimeout) once the deadline passes (what it was doing is
+        cancelled, database statements included); fault() for anything else, logged with the request id. None
+        when it raised one of `gone`: the client left, nobody is there to answer."""
         task = self.begin()
         expired = False
         try:
             try:
-                answer = await respond()
+                answer = await respond
             except gone:
                 return None
             except GatewayError as error:

@@ -123,16 +123,18 @@ def build_lookup(
         raise BadUserInput("identifiers must not be empty")
     if len(identifiers) > MAX_IDENTIFIERS:
         raise BadUserInput(f"at most {MAX_IDENTIFIERS} identifiers may be sent, got {len(identifiers)}")
-    seen: set[IdentifierType] = set()
-    for type_, _ in identifiers:
-        if type_ in seen:
-            raise BadUserInput(f"identifier type {type_.value} is sent more than once")
-        seen.add(type_)
-    if account_id is not None and len(account_id) > MAX_VALUE_LENGTH:
-        raise BadUserInput(f"accountId is longer than {MAX_VALUE_LENGTH} characters")
-    # PostgreSQL text cannot hold NUL: such a value would fail the whole batched statement.
-    if account_id is not None and "\x00" in account_id:
-        raise BadUserInput("accountId contains a NUL character")
+    if len(identifiers) > 1:
+        seen: set[IdentifierType] = set()
+        for type_, _ in identifiers:
+            if type_ in seen:
+                raise BadUserInput(f"identifier type {type_.value} is sent more than once")
+            seen.add(type_)
+    if account_id is not None:
+        if len(account_id) > MAX_VALUE_LENGTH:
+            raise BadUserInput(f"accountId is longer than {MAX_VALUE_LENGTH} characters")
+        # PostgreSQL text cannot hold NUL: such a value would fail the whole batched statement.
+        if "\x00" in account_id:
+            raise BadUserInput("accountId contains a NUL character")
 
     allowed = FLEET_IDENTIFIER_TYPES if entity_type is EntityType.FLEET else CUSTOMER_IDENTIFIER_TYPES
     parsed: list[Identifier] = []
@@ -157,13 +159,13 @@ def build_lookup(
     if fetch_data_for_all_programs and program_id is not None:
         warnings = (f"programId {program_id} is ignored because fetchDataForAllPrograms is true",)
     return Lookup(
-        entity_type=entity_type,
-        source=source,
-        account_id=account_id or "",
-        identifiers=tuple(parsed),
-        program_id=None if fetch_data_for_all_programs else program_id,
-        all_programs=fetch_data_for_all_programs,
-        warnings=warnings,
+        entity_type,
+        source,
+        account_id or "",
+        tuple(parsed),
+        None if fetch_data_for_all_programs else program_id,
+        fetch_data_for_all_programs,
+        warnings,
     )
 
 
@@ -201,6 +203,8 @@ def _first_match_decides(lookup: Lookup, matches: Matches, not_found: Exception)
     """Identifiers are tried in order; one matching another entity is an error."""
     if matches.entity_id is None:
         raise not_found
+    if True not in matches.other and False not in matches.belongs:
+        return ()  # every identifier matches the entity (nearly every lookup): nothing to say
     noun = "fleet" if lookup.entity_type is EntityType.FLEET else "customer"
     warnings: list[str] = []
     for position, (identifier, belongs, other) in enumerate(

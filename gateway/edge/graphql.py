@@ -96,7 +96,7 @@ class GraphQLEndpoint:
         note_request_id(request_id)
         media = negotiate(headers.get(b"accept"))
         response = await self.deadlines.within(
-            lambda: self._respond(scope, receive, headers, request_id, media),
+            self._respond(scope, receive, headers, request_id, media),
             partial(_refusal, media),
             partial(_fault, request_id, media),
             request_id=request_id,
@@ -148,7 +148,9 @@ class GraphQLEndpoint:
         state: AppState = scope["state"]["gateway"]
         authorization = headers.get(b"authorization")
         credential = authorization.decode("latin-1") if authorization is not None else None
-        caller = await self.gatekeeper.admit(credential, state.authenticator)
+        caller = self.gatekeeper.known(credential, state.authenticator)
+        if caller is None:
+            caller = await self.gatekeeper.admit(credential, state.authenticator)
         if not batch and self._streams(headers.get(b"accept"), operations[0]):
             return await self._subscribe(state, caller, credential, operations[0], request_id=request_id)
         org_id = caller.org_id

@@ -197,7 +197,7 @@ class RestEndpoint:
         request_id = request_id_of(headers.get(b"x-request-id"))
         note_request_id(request_id)
         response = await self.deadlines.within(
-            lambda: self._respond(scope, headers, request_id),
+            self._respond(scope, headers, request_id),
             _refusal,
             lambda: _refusal(None, masked(request_id)),
             request_id=request_id,
@@ -217,7 +217,9 @@ class RestEndpoint:
         state: AppState = scope["state"]["gateway"]
         authorization = headers.get(b"authorization")
         credential = authorization.decode("latin-1") if authorization is not None else None
-        caller = await self.gatekeeper.admit(credential, state.authenticator)
+        caller = self.gatekeeper.known(credential, state.authenticator)
+        if caller is None:
+            caller = await self.gatekeeper.admit(credential, state.authenticator)
         assert credential is not None  # admitted
         note_operation_name(OPERATION, caller.org_id)
         lookup = balance.prepare(**arguments)
