@@ -32,8 +32,9 @@ class Deadlines:
 
     def begin(self) -> asyncio.Task[object]:
         """Start the current task's clock; pair with end()."""
-        task: asyncio.Task[object] = asyncio.current_task()  # type: ignore[assignment]
         loop = asyncio.get_running_loop()
+        # Given the loop, current_task does not look it up again (in Python 3.11 each lookup calls getpid()).
+        task: asyncio.Task[object] = asyncio.current_task(loop)  # type: ignore[assignment]
         self._running[task] = loop.time() + self.seconds
         if self._sweep_handle is None or self._loop is not loop:
             self._loop = loop

@@ -94,6 +94,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": http_protocol(),
         # The gateway logs its own line per request.
         "access_log": False,
+        # No `server: uvicorn` on every answer: it tells clients nothing they need (and attackers what runs here).
+        "server_header": False,
         # Nothing reads the client's address, so X-Forwarded-For is not worth rewriting on every request.
         "proxy_headers": False,
         # uvicorn's loggers go through the gateway's handler (JSON or text).

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from gateway.commands.serve import uvicorn_options
 from gateway.config import Settings
 from gateway.edge.one_write import HeadWithBody, OneWriteHttpToolsProtocol
+from tests.serving import serving
 
 REQUEST = b"POST /graphql HTTP/1.1\r\nHost: gateway\r\nContent-Length: 2\r\n\r\n{}"
 
@@ -105,3 +107,11 @@ async def test_closing_writes_a_head_still_held_first() -> None:
 
 def test_serve_runs_uvicorn_with_this_protocol() -> None:
     assert uvicorn_options(Settings())["http"] is OneWriteHttpToolsProtocol
+
+
+def test_answers_of_serve_name_no_server_software(database_url: str) -> None:
+    with serving(database_url) as port:
+        response = httpx.get(f"http://127.0.0.1:{port}/healthz")
+        answer = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": "{ __typename }"})
+    assert response.status_code == 200 and "date" in response.headers
+    assert "server" not in response.headers and "server" not in answer.headers
