@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from functools import partial
@@ -74,6 +75,11 @@ class PoolShed(TimeoutError):
         self.wait = wait
 
 
+# Callers waiting for a connection are refused by one sweep timer, armed at the earliest deadline of those
+# waiting but at most once per tick: a caller is refused at most a tick after its acquire timeout.
+_SWEEP_TICK = 0.05
+_SWEEP_SLACK = 0.001
+
 # How much the newest hold time weighs in the pool's estimate of how long a connection is held.
 _SMOOTHING = 0.1
 
@@ -127,6 +133,10 @@ class ConnectionPool:
         self._closing = False
         self._returned = asyncio.Event()
         self._retiring: set[asyncio.Task[None]] = set()
+        # The sweep that refuses callers past their acquire timeout: when it runs next (inf: not armed).
+        self._sweep_handle: asyncio.TimerHandle | None = None
+        self._sweep_at = math.inf
+        self._sweep_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def size(self) -> int:
@@ -154,18 +164,31 @@ class ConnectionPool:
         Raises TimeoutError (PoolShed when the turn would come too late), asyncpg.InterfaceError once the
         pool is closing, or whatever opening a connection raised.
         """
-        if self._closing:
-            raise asyncpg.InterfaceError("the connection pool is closing")
-        connection = self.lend_idle()
+        connection = None if self._closing else self.lend_idle()
         if connection is not None:
             return connection
+        return await self.wait(within, tenant, cost)
+
+    async def wait(self, within: float, tenant: Hashable = None, cost: int = 1) -> asyncpg.Connection:
+        """acquire() for a caller that found no idle connection (lend_idle): a new one, or one returned."""
+        if self._closing:
+            raise asyncpg.InterfaceError("the connection pool is closing")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while True:
-            if self.size < self.max_size:
+            if len(self._idle) + len(self._lent) + self._opening < self.max_size:  # self.size, inline
                 async with asyncio.timeout_at(deadline):
                     return await self._open()
-            handed = await self._wait(loop, deadline, tenant, cost)
+            waiter = self._queue(loop, deadline, tenant, cost)
+            try:
+                handed = await waiter
+            except BaseException:
+                # Handed something just as this caller gave up (timeout, cancellation): pass it on.
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                    self._pass_on(waiter.result())
+                raise
+            finally:
+                self._turns.left()
             if handed is not None:
                 return handed
 
@@ -173,12 +196,16 @@ class ConnectionPool:
         """How long a connection was just held: the estimate of each caller's wait follows it."""
         self.hold_seconds += _SMOOTHING * (seconds - self.hold_seconds)
 
-    def release(self, connection: asyncpg.Connection, *, reusable: bool = True) -> None:
-        """Take a lent connection back; one that is not reusable is terminated and its place freed."""
+    def release(self, connection: asyncpg.Connection, *, reusable: bool = True, held: float | None = None) -> None:
+        """Take a lent connection back; one that is not reusable is terminated and its place freed. `held`: how
+        long it was held, if known (note_hold in the same call)."""
+        if held is not None:
+            self.hold_seconds += _SMOOTHING * (held - self.hold_seconds)
         if connection not in self._lent:
             return
         if reusable and not connection.is_closed():
-            if not self._closing and self._turns:
+            # (Callers that gave up but have not run since still count as waiting: next() skips them.)
+            if not self._closing and self._turns.waiting:
                 waiter = self._turns.next()
                 if waiter is not None:
                     waiter.set_result(connection)  # it stays lent, now to the waiter
@@ -243,31 +270,44 @@ class ConnectionPool:
         self._lent.add(connection)
         return connection
 
-    async def _wait(
+    def _queue(
         self, loop: asyncio.AbstractEventLoop, deadline: float, tenant: Hashable, cost: int
-    ) -> asyncpg.Connection | None:
+    ) -> asyncio.Future[asyncpg.Connection | None]:
+        """The caller's place in its tenant's queue (or PoolShed at once), refused by the sweep at `deadline`."""
         turns = self._turns
         expected = (turns.waiting + 1) * self.hold_seconds / self.max_size
         if expected > deadline - loop.time():
             turns.make_room(tenant, cost, PoolShed(expected))
-        # Under load most requests wait here: one timer handle is cheaper than an asyncio.timeout() block.
         waiter: asyncio.Future[asyncpg.Connection | None] = loop.create_future()
-        timer = loop.call_at(deadline, _time_out, waiter)
-        turns.join(waiter, tenant, cost)
-        try:
-            return await waiter
-        except BaseException:
-            # Handed something just as this caller gave up (timeout, cancellation): pass it on.
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                handed = waiter.result()
-                if handed is None:
-                    self._free_place()
-                else:
-                    self.release(handed)
-            raise
-        finally:
-            turns.left()
-            timer.cancel()
+        turns.join(waiter, tenant, cost, deadline)
+        if deadline < self._sweep_at or self._sweep_loop is not loop:
+            self._arm_sweep(loop, deadline)
+        return waiter
+
+    def _arm_sweep(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        # (A sweep armed on another loop, one since closed, is dropped: it would never run.)
+        if self._sweep_handle is not None and self._sweep_loop is loop:
+            self._sweep_handle.cancel()
+        self._sweep_handle = loop.call_at(when, self._sweep)
+        self._sweep_at = when
+        self._sweep_loop = loop
+
+    def _sweep(self) -> None:
+        """Refuse the callers whose acquire timeout has passed; again at the next deadline while any waits."""
+        loop = self._sweep_loop
+        assert loop is not None
+        now = loop.time()
+        # A timer may fire a fraction of a millisecond before its time (the loop's clock is coarse).
+        earliest = self._turns.expire(now + _SWEEP_SLACK)
+        self._sweep_handle, self._sweep_at = None, math.inf
+        if earliest != math.inf:
+            self._arm_sweep(loop, max(earliest, now + _SWEEP_TICK))
+
+    def _pass_on(self, handed: asyncpg.Connection | None) -> None:
+        if handed is None:
+            self._free_place()
+        else:
+            self.release(handed)
 
     def _free_place(self) -> None:
         """A connection is gone: the caller whose turn it is may open a new one."""
@@ -284,8 +324,3 @@ async def _close_quietly(connection: asyncpg.Connection) -> None:
         raise
     except Exception:
         connection.terminate()
-
-
-def _time_out(waiter: asyncio.Future[asyncpg.Connection | None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())

@@ -10,6 +10,7 @@ alone is served at once, in order.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import Hashable
 from typing import Generic, TypeVar
@@ -22,8 +23,8 @@ QUANTUM = 10
 
 class Turns(Generic[T]):
     def __init__(self) -> None:
-        # Per tenant, in the order their turns come: (the caller's future, its cost).
-        self._queues: dict[Hashable, deque[tuple[asyncio.Future[T], int]]] = {}
+        # Per tenant, in the order their turns come: (the caller's future, its cost, when it gives up).
+        self._queues: dict[Hashable, deque[tuple[asyncio.Future[T], int, float]]] = {}
         self._credit: dict[Hashable, int] = {}
         # Callers waiting now (those that gave up leave at once).
         self.waiting = 0
@@ -31,12 +32,13 @@ class Turns(Generic[T]):
     def __bool__(self) -> bool:
         return bool(self._queues)
 
-    def join(self, waiter: asyncio.Future[T], tenant: Hashable, cost: int) -> None:
-        """The caller waits for its turn; call left() when it stops waiting, whatever the reason."""
+    def join(self, waiter: asyncio.Future[T], tenant: Hashable, cost: int, deadline: float = math.inf) -> None:
+        """The caller waits for its turn, until `deadline` (see expire); call left() when it stops waiting,
+        whatever the reason."""
         queue = self._queues.get(tenant)
         if queue is None:
             queue = self._queues[tenant] = deque()
-        queue.append((waiter, cost))
+        queue.append((waiter, cost, deadline))
         self.waiting += 1
 
     def left(self) -> None:
@@ -54,7 +56,7 @@ class Turns(Generic[T]):
                 del queues[tenant]
                 credit.pop(tenant, None)
                 continue
-            waiter, cost = queue[0]
+            waiter, cost, _ = queue[0]
             left = credit.get(tenant, 0)
             if left >= cost or len(queues) == 1:
                 queue.popleft()
@@ -80,7 +82,7 @@ class Turns(Generic[T]):
                 heaviest, most = other, work
         queue = self._queues.get(heaviest) if heaviest != tenant else None
         while queue:
-            waiter, _ = queue.pop()
+            waiter = queue.pop()[0]
             if not waiter.done():
                 waiter.set_exception(refusal)
                 return
@@ -90,9 +92,23 @@ class Turns(Generic[T]):
         queues, self._queues = self._queues, {}
         self._credit.clear()
         for queue in queues.values():
-            for waiter, _ in queue:
+            for waiter, _, _ in queue:
                 if not waiter.done():
                     waiter.set_exception(error)
 
+    def expire(self, now: float) -> float:
+        """Fail the callers whose deadline is `now` or earlier with TimeoutError; the earliest deadline of those
+        still waiting (math.inf when none is). One sweep for all callers costs less than a timer for each."""
+        earliest = math.inf
+        for queue in self._queues.values():
+            for waiter, _, deadline in queue:
+                if waiter.done():
+                    continue
+                if deadline <= now:
+                    waiter.set_exception(TimeoutError())
+                elif deadline < earliest:
+                    earliest = deadline
+        return earliest
+
     def _waiting_cost(self, tenant: Hashable) -> int:
-        return sum(cost for waiter, cost in self._queues.get(tenant, ()) if not waiter.done())
+        return sum(entry[1] for entry in self._queues.get(tenant, ()) if not entry[0].done())

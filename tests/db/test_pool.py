@@ -49,6 +49,54 @@ async def test_a_returned_connection_goes_to_the_first_caller_still_waiting(data
     await pool.close(5)
 
 
+async def test_each_waiting_caller_is_refused_about_when_its_own_acquire_timeout_passes(database_url):
+    pool = pool_for(database_url, 1)
+    lent = await pool.acquire(5)
+    loop = asyncio.get_running_loop()
+
+    async def refused_after(within: float) -> float:
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            await pool.acquire(within)
+        return loop.time() - started
+
+    patient = asyncio.create_task(pool.acquire(5))
+    await asyncio.sleep(0.02)
+    # Shorter timeouts than the caller already waiting, and different ones: each is refused in its own time.
+    waits = await asyncio.gather(*(refused_after(within) for within in (0.3, 0.1, 0.2, 0.1)))
+    for within, waited in zip((0.3, 0.1, 0.2, 0.1), waits, strict=True):
+        assert within - 0.01 <= waited <= within + 0.1, waits
+    # Then again, once the sweep has found nobody else waiting but the patient caller.
+    assert 0.05 - 0.01 <= await refused_after(0.05) <= 0.05 + 0.1
+    assert not patient.done()
+    pool.release(lent)
+    assert await asyncio.wait_for(patient, 1) is lent
+    pool.release(lent)
+    await pool.close(5)
+
+
+def test_a_pool_used_from_a_new_event_loop_still_refuses_callers_in_time(database_url):
+    pool = pool_for(database_url, 1)
+
+    async def first_loop() -> None:
+        lent = await pool.acquire(5)
+        waiter = asyncio.create_task(pool.acquire(0.3))  # the sweep is armed in this loop, then the loop ends
+        await asyncio.sleep(0.05)
+        waiter.cancel()
+        lent.terminate()  # still counted as lent: the next loop's caller waits
+
+    async def next_loop() -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(pool.acquire(0.5), 2)
+        assert loop.time() - started < 0.6
+
+    asyncio.run(first_loop())
+    asyncio.run(next_loop())
+    pool.terminate()
+
+
 async def test_a_connection_handed_to_a_caller_that_was_cancelled_meanwhile_is_passed_on(database_url):
     pool = pool_for(database_url, 1)
     lent = await pool.acquire(5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
@@ -80,3 +81,18 @@ async def test_closing_fails_every_waiter():
     turns.fail_all(Refused())
     assert all(isinstance(waiter.exception(), Refused) for waiter in queued)
     assert not turns
+
+
+async def test_expiring_fails_the_callers_past_their_deadline_and_tells_the_next_deadline():
+    turns: Turns[int] = Turns()
+    loop = asyncio.get_running_loop()
+    futures = [loop.create_future() for _ in range(4)]
+    for waiter, (tenant, deadline) in zip(futures, [("a", 5.0), ("a", 1.0), ("b", 3.0), ("b", 2.0)], strict=True):
+        turns.join(waiter, tenant, 1, deadline)
+    futures[3].set_result(0)  # served already: not failed, and its deadline no longer counts
+    assert turns.expire(1.5) == 3.0
+    assert isinstance(futures[1].exception(), TimeoutError)
+    assert not futures[0].done() and not futures[2].done()
+    assert turns.expire(10.0) == math.inf
+    assert all(isinstance(waiter.exception(), TimeoutError) for waiter in (futures[0], futures[2]))
+    assert turns.next() is None
