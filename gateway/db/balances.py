@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from time import perf_counter
 
 import asyncpg
 
@@ -30,9 +31,18 @@ async def fetch_balances(
         cost = sum(lookup.cost for lookup in lookups)
     reads = database.reads
     if reads is None:
-        # When connections are scarce the org waits its turn, weighted by what the statement costs.
-        async with database.connection(tenant=org_id, cost=cost) as connection:
+        # What `async with database.connection(tenant=org_id, cost=cost)` does, as plain calls (a lookup's hot
+        # path): when connections are scarce the org waits its turn, weighted by what the statement costs.
+        connection = database.lend()
+        if connection is None:
+            connection = await database.wait(database.acquire_timeout, org_id, cost)
+        started = perf_counter()
+        try:
             rows = await connection.fetch(statement, *arguments)
+        except BaseException as error:
+            database.give_back(connection, started, error)
+            raise
+        database.give_back(connection, started, None)
     else:
         # Read replicas configured: a healthy one answers, or the primary (gateway.db.replicas).
         rows = await reads.fetch(statement, arguments, tenant=org_id, cost=cost)
@@ -47,13 +57,14 @@ def is_single_identifier_customer_lookup(lookup: Lookup) -> bool:
 def customer_balance_arguments(org_id: int, lookup: Lookup, customer_id: int | None) -> list[object]:
     """fetch_customer_balance.sql's arguments for a customer lookup with one identifier."""
     (identifier,) = lookup.identifiers
+    # (Enum members' _value_ is their value, read without the Python-level `value` property.)
     return [
         org_id,
-        lookup.source.value,
+        lookup.source._value_,
         lookup.account_id,
         lookup.program_id,
         lookup.all_programs,
-        identifier.type.value,
+        identifier.type._value_,
         identifier.value,
         identifier.entity_id,
         customer_id,
@@ -91,39 +102,49 @@ def balances_arguments(org_id: int, lookups: Sequence[Lookup], customer_id: int 
 _IDENTIFIER_TYPES = {member.value: member for member in IdentifierType}
 
 
+# Matches and ProgramPoints are built with tuple.__new__, the same tuples their NamedTuple __new__ makes without
+# a Python call each (a lookup builds one of each per program).
+_tuple = tuple.__new__
+# What a lookup of an org that is gone matches (an end-user token may outlive its org): nothing.
+_NOTHING = Matches(False, None, None, (), (), ())
+
+
 def group_rows(rows: Sequence[asyncpg.Record], count: int) -> list[Matches]:
-    programs: list[list[ProgramPoints]] = [[] for _ in range(count)]
-    heads: list[asyncpg.Record | None] = [None] * count
+    """Each lookup's Matches, from the rows of its statement (numbered by their `lookup`, from 1)."""
+    if count == 1:
+        # One lookup (nearly every request): all the rows are its own.
+        return [_matches(rows)]
+    grouped: list[list[asyncpg.Record]] = [[] for _ in range(count)]
     for row in rows:
-        index = row["lookup"] - 1
-        heads[index] = row
+        grouped[row["lookup"] - 1].append(row)
+    return [_matches(found) for found in grouped]
+
+
+def _matches(rows: Sequence[asyncpg.Record]) -> Matches:
+    """One lookup's Matches from its rows: one row per program, or one without a program when none applies."""
+    if not rows:
+        return _NOTHING
+    programs = []
+    for row in rows:
         if row["program_id"] is not None:
             main, delayed, external = row["main_points"], row["delayed_accrual_points"], row["external_trigger_points"]
-            programs[index].append(
-                ProgramPoints(
-                    row["program_id"],
-                    row["program_name"],
-                    row["is_default"],
-                    ZERO if main is None else main,
-                    ZERO if delayed is None else delayed,
-                    ZERO if external is None else external,
-                )
+            points = (
+                row["program_id"],
+                row["program_name"],
+                row["is_default"],
+                ZERO if main is None else main,
+                ZERO if delayed is None else delayed,
+                ZERO if external is None else external,
             )
-    matches = []
-    for head, found in zip(heads, programs, strict=True):
-        if head is None:
-            # The org itself is gone (an end-user token may outlive it): nothing matches.
-            matches.append(Matches(False, None, None, (), (), ()))
-            continue
-        primary = head["primary_identifier"]
-        matches.append(
-            Matches(
-                dual_eligibility=head["dual_eligibility"],
-                primary_identifier=_IDENTIFIER_TYPES[primary] if primary else None,
-                entity_id=head["entity_id"],
-                belongs=tuple(head["belongs"] or ()),
-                other=tuple(head["other"] or ()),
-                programs=tuple(found),
-            )
-        )
-    return matches
+            programs.append(_tuple(ProgramPoints, points))
+    head = rows[-1]
+    primary = head["primary_identifier"]
+    found = (
+        head["dual_eligibility"],
+        _IDENTIFIER_TYPES[primary] if primary else None,
+        head["entity_id"],
+        tuple(head["belongs"] or ()),
+        tuple(head["other"] or ()),
+        tuple(programs),
+    )
+    return _tuple(Matches, found)

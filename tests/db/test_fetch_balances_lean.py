@@ -5,15 +5,16 @@ dual eligibility, programs, customers sharing identifiers under several
 sources and accounts, fleets, balances) and lookups against them (a missing
 org, an end user's customer restriction, a program given, the default or all
 programs, ID identifiers), and each lookup's Matches from the lean statement
-must equal the general statement's. The test owns its event loop (hypothesis
-tests are synchronous); each example seeds in a transaction rolled back after.
+must equal the general statement's; sent together in one batch, the lookups
+of an org must each get what they got alone. The test owns its event loop
+(hypothesis tests are synchronous); each example seeds in a transaction
+rolled back after.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import cast
@@ -171,15 +172,18 @@ def cases(draw: st.DrawFn, world: World) -> Case:
 
 
 class _OneConnection:
-    """The part of Database fetch_balances uses, over the test's connection."""
+    """The part of Database fetch_balances uses, over the test's connection: its reads (gateway.db.database.Reads)
+    are this connection's."""
 
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._connection = connection
-        self.reads = None  # no read replicas: lookups read this connection
+        self.reads = self
 
-    @asynccontextmanager
-    async def connection(self, *, tenant: int | None = None, cost: int = 1) -> AsyncIterator[asyncpg.Connection]:
-        yield self._connection
+    async def fetch(
+        self, statement: str, arguments: Sequence[object], *, tenant: int, cost: int
+    ) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self._connection.fetch(statement, *arguments)
+        return rows
 
 
 @dataclass
@@ -197,6 +201,7 @@ class Runner:
         try:
             await _seed(connection, world)
             database = cast(Database, _OneConnection(connection))
+            alone: dict[tuple[int, int | None], list[tuple[Lookup, Matches]]] = {}
             for case in cases:
                 lookups = [case.lookup]
                 general = group_rows(
@@ -210,6 +215,12 @@ class Runner:
                     lean = group_rows(await connection.fetch(FETCH_CUSTOMER_BALANCE, *arguments), 1)
                     assert lean == general, case
                     _note(general[0])
+                alone.setdefault((case.org_id, case.customer_id), []).append((case.lookup, general[0]))
+            # The same lookups of an org in one batch: each gets what it got alone.
+            for (org_id, customer_id), answers in alone.items():
+                lookups = [lookup for lookup, _ in answers]
+                together = await fetch_balances(database, org_id, lookups, customer_id=customer_id)
+                assert together == [matches for _, matches in answers], (org_id, customer_id, lookups)
         finally:
             await transaction.rollback()
 
