@@ -51,6 +51,9 @@ class Document:
     fragments: dict[str, FragmentDefinitionNode] = field(default_factory=dict)
     # Compiled plans of this document's operations, filled by the compiler.
     plans: dict[Any, Any] = field(default_factory=dict)
+    # What every request for one of its operations shares, by the operationName that asks for it (filled by the
+    # executor: apart from `plans`, as a client's operationName may be any string).
+    entries: dict[str | None, Any] = field(default_factory=dict)
     # What keeping it costs, in tokens (its AST and token list dominate its memory).
     weight: int = 1
 

@@ -120,7 +120,7 @@ class Executor:
         document = self.documents.get(request.query)
         if document.errors:
             return 400, {"errors": [format_error(error, request_id) for error in document.errors]}
-        operation = document.plans.get(request.operation_name)
+        operation = document.entries.get(request.operation_name)
         if operation is None:
             operation = self._operation(document, request.operation_name)
             if operation is None:
@@ -176,8 +176,7 @@ class Executor:
             self.compiler.variables_coercer(document, node),
             fixed=self.compiler.plan_is_fixed(document, name),
         )
-        # Operation names are GraphQL names (or None): they cannot clash with the compiler's tuple keys.
-        document.plans[name] = operation
+        document.entries[name] = operation
         return operation
 
     async def run(self, prepared: Prepared, context: Context) -> tuple[int, dict[str, Any]]:

@@ -171,6 +171,19 @@ async def test_a_body_that_is_not_a_graphql_request_is_a_json_4xx(gateway, key, 
     assert "data" not in response.json()
 
 
+@pytest.mark.parametrize("name", ["upper-cost", "nope"])
+async def test_an_operation_name_the_document_lacks_is_a_bad_request_whatever_ran_before(gateway, key, name):
+    # A null directive variable: graphql-core runs the document, and the gateway keeps what it learnt about it.
+    query = "query ($x: Boolean = true) { __typename @include(if: $x) }"
+    first = await gateway.query(query, {"x": None}, key=key)
+    assert first.status_code == 200, first.text
+    for _ in range(2):
+        response = await gateway.query(query, {"x": None}, key=key, operationName=name)
+        assert response.status_code == 400, response.text
+        assert error_code(response) == "BAD_REQUEST"
+        assert response.json()["errors"][0]["message"] == f"the document has no operation named {name!r}"
+
+
 # --- GraphQL's own errors -----------------------------------------------------------------------------------------
 
 
