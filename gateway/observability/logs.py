@@ -286,6 +286,8 @@ class RequestLog:
         self._logger = logging.getLogger(REQUEST_LOGGER)
         self._root = logging.getLogger()
         self._pending: list[bytes] = []
+        # The event loop whose turn's end writes the pending lines (set whenever some are pending).
+        self._flushed_by: Any = None
         # The logger caches its answer per level (setLevel and logging.disable clear the cache, `disabled` is
         # checked first): its own method, called without a wrapper, is the cheapest check that stays right.
         self.is_enabled_for = self._logger.isEnabledFor
@@ -319,11 +321,16 @@ class RequestLog:
             )
             pending = self._pending
             pending.append(line)
-            if len(pending) == 1:
+            # Lines already kept wait for their loop's turn to end, unless that loop closed first (they would wait
+            # for ever): then these lines go with this one.
+            if len(pending) == 1 or self._flushed_by.is_closed():
                 try:
-                    asyncio.get_running_loop().call_soon(self._flush, handler)
+                    loop = asyncio.get_running_loop()
                 except RuntimeError:  # no event loop: written now
                     self._flush(handler)
+                else:
+                    self._flushed_by = loop
+                    loop.call_soon(self._flush, handler)
         else:
             fields = {
                 "request_id": request_id, "org": org, "operation": operation, "outcome": outcome,

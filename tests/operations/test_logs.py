@@ -148,6 +148,26 @@ def test_without_an_event_loop_the_line_is_written_at_once(captured_log):
     assert [line["request_id"] for line in request_lines(output.getvalue())] == ["now"]
 
 
+def test_lines_kept_for_a_loop_that_closed_before_its_turn_ended_are_written_with_the_next_line(captured_log):
+    output = captured_log("json")
+    observer = RequestObserver(metrics_enabled=False)
+
+    def observe_and_stop(loop: asyncio.AbstractEventLoop) -> None:
+        _observe(observer, "left")
+        loop.stop()  # the loop ends with this turn: the line is left pending
+
+    loop = asyncio.new_event_loop()
+    loop.call_soon(observe_and_stop, loop)
+    loop.run_forever()
+    loop.close()
+
+    async def observe() -> None:
+        _observe(observer, "next")
+
+    asyncio.run(observe())
+    assert [line["request_id"] for line in request_lines(output.getvalue())] == ["left", "next"]
+
+
 def test_with_another_handler_the_line_goes_through_logging(captured_log):
     output = captured_log("text")
     other = io.StringIO()
