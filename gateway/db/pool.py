@@ -76,7 +76,8 @@ class PoolShed(TimeoutError):
 
 
 # Callers waiting for a connection are refused by one sweep timer, armed at the earliest deadline of those
-# waiting but at most once per tick: a caller is refused at most a tick after its acquire timeout.
+# waiting; a sweep that leaves callers waiting re-arms it no sooner than a tick later, so a caller is refused at most
+# a tick after its acquire timeout.
 _SWEEP_TICK = 0.05
 _SWEEP_SLACK = 0.001
 
@@ -198,7 +199,7 @@ class ConnectionPool:
 
     def release(self, connection: asyncpg.Connection, *, reusable: bool = True, held: float | None = None) -> None:
         """Take a lent connection back; one that is not reusable is terminated and its place freed. `held`: how
-        long it was held, if known (note_hold in the same call)."""
+        long it was held, if known (what note_hold does, in the same call)."""
         if held is not None:
             self.hold_seconds += _SMOOTHING * (held - self.hold_seconds)
         if connection not in self._lent:

@@ -180,7 +180,3 @@ class SerializerBuilder:
 
     def _emit(self, depth: int, line: str) -> None:
         self._lines.append("    " * depth + line)
-
-
-def _plain_name(name: str) -> bool:
-    return name.isidentifier() and not keyword.iskeyword(name)

@@ -20,7 +20,6 @@ from logging import INFO
 from math import floor
 from typing import Any
 
-from graphql import OperationDefinitionNode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.observability import metrics
@@ -68,13 +67,9 @@ class RequestRecord:
 _CURRENT: ContextVar[RequestRecord | None] = ContextVar("loyalty_gateway_request", default=None)
 
 
-def note_operation(operation: OperationDefinitionNode, org_id: int) -> None:
-    """The operation the request runs, for this org (called by the endpoint once it has picked it)."""
-    note_operation_name(operation.name.value if operation.name is not None else "", org_id)
-
-
 def note_operation_name(name: str, org_id: int) -> None:
-    """The operation the request runs, by name, for this org (the REST endpoint names its one)."""
+    """The operation the request runs, by name, for this org (called once it is picked; the REST endpoint names
+    its one)."""
     record = _CURRENT.get()
     if record is not None:
         record.operation = name
