@@ -13,6 +13,11 @@ the gateway are compared on what differs between them.
 Variants: the current gateway with its request log off and on (JSON lines to a file, as in production), the
 gateway at --baseline-ref the same two ways, and the floor (bench/floor.py) on the same requests.
 
+With --served each variant is instead its real server, started as the wall-clock bench starts it (`loyalty-gateway
+serve`, or uvicorn with the floor's app) under valgrind and driven over TCP by a client outside it, 32 keep-alive
+connections: uvicorn's HTTP parsing and writing are counted too, for both. Only the kernel's work (system calls,
+TCP) is left out.
+
     python bench/instructions.py --drive PYTHONPATH_TREE DATABASE_URL REQUESTS N   (one process, run by the above)
 """
 
@@ -23,20 +28,22 @@ import asyncio
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+import servers
 from checkout import GatewaySource, code_state_lines, current_gateway, gateway_at
-from database import WORK_DIR, embedded_postgres
-from dataset import gateway_requests, prepare
+from database import WORK_DIR, Postgres, embedded_postgres
+from dataset import Request, gateway_requests, prepare
 from report import opening_sections, write_markdown
 
 CONCURRENCY = 32
@@ -47,8 +54,12 @@ FLOOR_APP = Path(__file__).resolve().parent / "floor.py"
 @dataclass(frozen=True, slots=True)
 class Variant:
     name: str
-    tree: Path | None  # the gateway's code (None: the floor)
+    source: GatewaySource | None  # the gateway's code (None: the floor)
     request_log: bool
+
+    @property
+    def tree(self) -> Path | None:
+        return None if self.source is None else self.source.path
 
 
 def require_valgrind() -> str:
@@ -58,26 +69,90 @@ def require_valgrind() -> str:
     return found
 
 
+VALGRIND = ["--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+
+
+def _instructions(output: str) -> int | None:
+    """cachegrind's I refs, from what valgrind wrote at the process's exit."""
+    found = re.search(r"I\s+refs:\s+([\d,]+)", output)
+    return None if found is None else int(found[1].replace(",", ""))
+
+
 def count(variant: Variant, database_url: str, requests: Path, keys: Path, lookups: int) -> int:
     """Instructions the whole process executed for `lookups` lookups (cachegrind's I refs)."""
     env = {**os.environ, "BENCH_DATABASE_URL": database_url, "BENCH_POOL_SIZE": "2", "BENCH_KEYS_FILE": str(keys)}
     if variant.tree is not None:
         env["PYTHONPATH"] = str(variant.tree)
     command = [
-        require_valgrind(), "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-        sys.executable, __file__, "--drive", "floor" if variant.tree is None else "gateway",
-        database_url, str(requests), str(lookups), "log" if variant.request_log else "quiet",
+        require_valgrind(), *VALGRIND, sys.executable, __file__,
+        "--drive", "floor" if variant.tree is None else "gateway", database_url, str(requests), str(lookups),
+        "log" if variant.request_log else "quiet",
     ]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, cwd=WORK_DIR)
-    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    found = _instructions(done.stderr)
     if done.returncode != 0 or found is None:
         raise RuntimeError(f"{variant.name}: the counted run failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return int(found[1].replace(",", ""))
+    return found
 
 
-def per_lookup(variant: Variant, database_url: str, requests: Path, keys: Path, lookups: int) -> float:
-    first = count(variant, database_url, requests, keys, FIRST)
-    second = count(variant, database_url, requests, keys, FIRST + lookups)
+def count_served(variant: Variant, postgres: Postgres, requests: list[Request], keys: Path, lookups: int) -> int:
+    """Instructions the variant's real server executed, from its start to its exit, answering `lookups` lookups
+    sent over TCP (the readiness probe's lookups, the same in every run, included)."""
+    port = servers.free_port()
+    if variant.source is None:
+        contender = servers.floor(postgres, pool_size=2, port=port, keys_file=keys)
+    else:
+        log_level = "info" if variant.request_log else "warning"
+        contender = servers.gateway(
+            postgres, workers=1, pool_size=2, port=port, source=variant.source, log_level=log_level
+        )
+    contender = replace(contender, command=[require_valgrind(), *VALGRIND, *contender.command])
+    with servers.running(contender, requests[0], timeout=600) as server:
+        asyncio.run(_send_over_tcp(port, requests, lookups))
+    # running() stopped it with SIGTERM: a graceful exit, after which valgrind writes its counts to the log
+    # (uvicorn on its own exits by the signal it caught, once it has shut down; the gateway exits with 0).
+    found = _instructions(server.log.read_text(errors="replace"))
+    if server.process.returncode not in (0, -signal.SIGTERM) or found is None:
+        raise RuntimeError(f"{variant.name}: the counted server failed ({server.process.returncode}):\n"
+                           f"{server.log_tail()}")  # fmt: skip
+    return found
+
+
+async def _send_over_tcp(port: int, requests: list[Request], lookups: int) -> None:
+    """`lookups` POSTs of the bench's lookups over CONCURRENCY keep-alive connections; every answer must be 200."""
+    sent = [
+        b"POST /graphql HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\naccept: application/json\r\n"
+        b"authorization: Bearer %s\r\ncontent-length: %d\r\n\r\n%s" % (r.api_key.encode(), len(r.body), r.body)
+        for r in requests
+    ]
+
+    async def client(start: int) -> None:
+        reader, writer = await asyncio.open_connection(servers.HOST, port)
+        try:
+            for number in range(start, lookups, CONCURRENCY):
+                writer.write(sent[number % len(sent)])
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = re.search(rb"(?im)^content-length: *(\d+)", head)
+                if not head.startswith(b"HTTP/1.1 200 ") or length is None:
+                    raise RuntimeError(f"a lookup was answered {head[:200]!r}")
+                await reader.readexactly(int(length[1]))
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(client(start) for start in range(CONCURRENCY)))
+
+
+def per_lookup(
+    variant: Variant, postgres: Postgres, dataset_requests: list[Request], files: tuple[Path, Path], lookups: int,
+    *, served: bool,
+) -> float:  # fmt: skip
+    requests, keys = files
+    if served:
+        first = count_served(variant, postgres, dataset_requests, keys, FIRST)
+        second = count_served(variant, postgres, dataset_requests, keys, FIRST + lookups)
+    else:
+        first = count(variant, postgres.url, requests, keys, FIRST)
+        second = count(variant, postgres.url, requests, keys, FIRST + lookups)
     return (second - first) / lookups
 
 
@@ -96,25 +171,30 @@ def run_instructions(args: argparse.Namespace, command_line: str) -> int:
         variants = list(_variants(current, baseline))
         postgres = stack.enter_context(embedded_postgres(f"pg-{args.customers}", fresh=not args.reuse))
         dataset = prepare(postgres, args.customers, samples=args.samples, reuse=args.reuse)
+        dataset_requests = gateway_requests(dataset)
         requests = directory / "lookups.jsonl"
-        requests.write_bytes(
-            b"".join(orjson.dumps([r.api_key, r.body.decode()]) + b"\n" for r in gateway_requests(dataset))
-        )
+        requests.write_bytes(b"".join(orjson.dumps([r.api_key, r.body.decode()]) + b"\n" for r in dataset_requests))
         keys = directory / "keys.json"
         keys.write_bytes(orjson.dumps({key: org for org, key in dataset.keys.items()}))
         for round_number in range(1, (args.rounds or 1) + 1):
             for variant in variants:
-                figure = per_lookup(variant, postgres.url, requests, keys, lookups)
+                figure = per_lookup(variant, postgres, dataset_requests, (requests, keys), lookups, served=args.served)
                 results.setdefault(variant.name, []).append(figure)
                 print(f"round {round_number}: {variant.name}: {figure:,.0f} instructions per lookup", flush=True)
         version = postgres.version()
     table = _table(variants, results)
     print("\n".join(table))
+    how = (
+        "each variant's real server (as the wall-clock bench starts it, one worker) under valgrind from its start "
+        "to its exit, driven over TCP from outside valgrind: uvicorn's HTTP work counted, the kernel's not"
+        if args.served
+        else "the app called in process through ASGI (no uvicorn, no sockets on the client side)"
+    )
     setup = [
         f"- {args.customers:,} customers; {lookups:,} lookups counted per variant and round ((I2 - I1) / "
         f"{lookups:,}, with I1 at {FIRST} lookups), {CONCURRENCY} at a time, the bench's lookup document and "
-        "sampled identifiers; the app called in process through ASGI (no uvicorn, no sockets on the client side), "
-        "its own pool of 2 connections to the bench's PostgreSQL; valgrind --tool=cachegrind --cache-sim=no",
+        f"sampled identifiers; {how}; a pool of 2 connections to the bench's PostgreSQL; "
+        "valgrind --tool=cachegrind --cache-sim=no",
         "- the gateway as in production (metrics on, cost-based limits, automatic persisted queries, deadlines, the "
         "per-key rate limit on but far above the load); 'request log on': one JSON line per request to a file",
         "- the floor: bench/floor.py's app, the same requests, its own asyncpg pool of 2",
@@ -126,7 +206,10 @@ def run_instructions(args: argparse.Namespace, command_line: str) -> int:
         *opening_sections(command_line, version, setup),
         ("Instructions per lookup (median of the rounds)", table),
     ]
-    path = write_markdown(f"Instructions per lookup {stamp:%Y-%m-%d %H:%M}", sections, stamp, "instructions")
+    title = "Instructions per lookup, served" if args.served else "Instructions per lookup"
+    path = write_markdown(
+        f"{title} {stamp:%Y-%m-%d %H:%M}", sections, stamp, "instructions-served" if args.served else "instructions"
+    )
     print(f"\nwritten to {path}")
     return 0
 
@@ -136,8 +219,8 @@ def _variants(current: GatewaySource, baseline: GatewaySource | None) -> Iterato
     for source, name in ((baseline, f"gateway@{baseline.ref}" if baseline else ""), (current, "gateway")):
         if source is None:
             continue
-        yield Variant(name, source.path, False)
-        yield Variant(f"{name}, request log on", source.path, True)
+        yield Variant(name, source, False)
+        yield Variant(f"{name}, request log on", source, True)
 
 
 def _table(variants: list[Variant], results: dict[str, list[float]]) -> list[str]:

@@ -5,8 +5,9 @@
     python bench/run.py --batch [--batch-sizes 1,10,50]   aliased lookups per request, gateway only
     python bench/run.py --scale [--scale-sizes 10000,1000000]   p50 at two data sizes, gateway only
     python bench/run.py --trusted [--customers 100000]   a refused untrusted document against a cached valid one
-    python bench/run.py --instructions [--baseline-ref REF]   instructions per lookup under valgrind, gateway
-                                     (request log off and on) against the floor (instructions.py)
+    python bench/run.py --instructions [--baseline-ref REF] [--served]   instructions per lookup under valgrind,
+                                     gateway (request log off and on) against the floor (instructions.py); --served:
+                                     their real servers, uvicorn included, driven over TCP
     python bench/run.py --tracing [--customers 100000]   tracing off, on for every request, on for 10 %: req/s, CPU
                                      per request and the spans that reach an OTLP sink (tracing.py)
     python bench/run.py --fairness   one org's steady lookups while another floods (fairness.py)
@@ -148,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1600,
         help="--instructions: lookups counted per variant and round (default 1600)",
+    )
+    parser.add_argument(
+        "--served",
+        action="store_true",
+        help="--instructions: count each variant's real server (uvicorn included) driven over TCP, not the app "
+        "called in process",
     )
     parser.add_argument(
         "--tracing",
