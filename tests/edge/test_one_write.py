@@ -44,12 +44,12 @@ class Transport(asyncio.Transport):
         pass
 
 
-async def answer_with(app: Any) -> Transport:
+async def answer_with(app: Any, request: bytes = REQUEST) -> Transport:
     """One request through the protocol the gateway serves with; the transport it wrote to."""
     transport = Transport()
     protocol = OneWriteHttpToolsProtocol(Config(app, log_config=None), ServerState(), {}, asyncio.get_running_loop())
     protocol.connection_made(transport)
-    protocol.data_received(REQUEST)
+    protocol.data_received(request)
     for _ in range(50):
         await asyncio.sleep(0)
         if protocol.cycle is not None and protocol.cycle.response_complete:
@@ -97,12 +97,54 @@ async def test_a_head_whose_body_comes_later_is_written_at_once_and_the_body_aft
 
 async def test_closing_writes_a_head_still_held_first() -> None:
     transport = Transport()
-    view = HeadWithBody(transport, asyncio.get_running_loop())
-    view.write(b"HTTP/1.1 503 Service Unavailable\r\n\r\n")
+    view = HeadWithBody(transport, True)
+    view.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 2\r\n\r\n")
+    assert transport.writes == []
     view.close()
-    assert transport.writes == [b"HTTP/1.1 503 Service Unavailable\r\n\r\n"] and transport.closed
-    await asyncio.sleep(0)  # the end of the turn finds nothing more to write
-    assert len(transport.writes) == 1
+    assert transport.writes == [b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 2\r\n\r\n"] and transport.closed
+
+
+async def test_the_answer_to_a_head_request_is_written_at_once() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"11")]})
+        await send({"type": "http.response.body", "body": b'{"data":{}}'})
+
+    transport = await answer_with(app, b"HEAD /graphql HTTP/1.1\r\nHost: gateway\r\n\r\n")
+    assert transport.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n"]
+
+
+async def test_a_100_continue_goes_at_once_and_the_answer_still_in_one_write() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    transport = Transport()
+    protocol = OneWriteHttpToolsProtocol(Config(app, log_config=None), ServerState(), {}, asyncio.get_running_loop())
+    protocol.connection_made(transport)
+    protocol.data_received(
+        b"POST /graphql HTTP/1.1\r\nHost: gateway\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
+    )
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert transport.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+    protocol.data_received(b"{}")
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert len(transport.writes) == 2 and transport.writes[1].endswith(b"content-length: 2\r\n\r\n{}")
+
+
+async def test_a_stream_whose_body_reads_like_a_header_is_not_held() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"\r\ncontent-length: 9\r\n", "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    transport = await answer_with(app)
+    assert b"".join(transport.writes).endswith(b"\r\ncontent-length: 9\r\n\r\n0\r\n\r\n")
+    assert len(transport.writes) == 3
 
 
 def test_serve_runs_uvicorn_with_this_protocol() -> None:
