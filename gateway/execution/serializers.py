@@ -34,6 +34,7 @@ from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.field import StrawberryField
 
 from gateway.execution.collect import collect_fields
+from gateway.execution.generated import GeneratedFunction
 from gateway.execution.plans import NonNullViolation, Serializer
 
 
@@ -51,7 +52,7 @@ _INLINE_SCALARS = {
 }
 
 
-class SerializerBuilder:
+class SerializerBuilder(GeneratedFunction):
     """Writes the serializer of one field's value, then compiles it."""
 
     def __init__(
@@ -61,26 +62,17 @@ class SerializerBuilder:
         fragments: dict[str, FragmentDefinitionNode],
         variables: VariableValues,
     ) -> None:
+        super().__init__("serialize", "value", {"NonNullViolation": NonNullViolation})
         self._definition_of = definition_of
         self._field_of = field_of
         self._fragments = fragments
         self._variables = variables
-        self._lines: list[str] = []
-        self._names: dict[str, Any] = {"NonNullViolation": NonNullViolation}
-        self._count = 0
 
     def build(self, type_: GraphQLOutputType, parent_name: str, field_name: str, nodes: list[FieldNode]) -> Serializer:
         """The function from the field's value to its JSON-ready form; raises NotCompilable."""
         result = self._value(type_, parent_name, field_name, nodes, "value", 1)
-        source = "def serialize(value):\n" + "\n".join(self._lines) + f"\n    return {result}\n"
-        namespace = dict(self._names)
-        try:
-            code = compile(source, f"<serializer of {parent_name}.{field_name}>", "exec")
-        except (SyntaxError, RecursionError) as error:  # nested deeper than Python's blocks may be
-            raise NotCompilable("too deeply nested") from error
-        exec(code, namespace)
-        serialize: Serializer = namespace["serialize"]
-        serialize.source = source  # type: ignore[attr-defined]  # for tests and for reading
+        filename = f"<serializer of {parent_name}.{field_name}>"
+        serialize: Serializer = self.compile(f"    return {result}", filename, NotCompilable)
         return serialize
 
     def _value(
@@ -94,13 +86,13 @@ class SerializerBuilder:
     ) -> str:
         """Emit what serializes `value` (a local) of this type; the name of the local that holds the result."""
         if isinstance(type_, GraphQLNonNull):
-            self._emit(depth, f"if {value} is None: raise NonNullViolation({parent!r}, {field_name!r})")
+            self.emit(depth, f"if {value} is None: raise NonNullViolation({parent!r}, {field_name!r})")
             return self._present(type_.of_type, parent, field_name, nodes, value, depth)
-        result = self._local()
-        self._emit(depth, f"if {value} is None: {result} = None")
-        self._emit(depth, "else:")
+        result = self.local()
+        self.emit(depth, f"if {value} is None: {result} = None")
+        self.emit(depth, "else:")
         inner = self._present(type_, parent, field_name, nodes, value, depth + 1)
-        self._emit(depth + 1, f"{result} = {inner}")
+        self.emit(depth + 1, f"{result} = {inner}")
         return result
 
     def _present(
@@ -114,17 +106,17 @@ class SerializerBuilder:
     ) -> str:
         """Emit what serializes `value`, known not to be None."""
         if isinstance(type_, GraphQLList):
-            result, item = self._local(), self._local()
-            self._emit(depth, f"{result} = []")
-            self._emit(depth, f"for {item} in {value}:")
+            result, item = self.local(), self.local()
+            self.emit(depth, f"{result} = []")
+            self.emit(depth, f"for {item} in {value}:")
             serialized = self._value(type_.of_type, parent, field_name, nodes, item, depth + 1)
-            self._emit(depth + 1, f"{result}.append({serialized})")
+            self.emit(depth + 1, f"{result}.append({serialized})")
             return result
         if isinstance(type_, GraphQLScalarType | GraphQLEnumType):
-            result = self._local()
-            serialize = self._name(type_.serialize)
+            result = self.local()
+            serialize = self.name(type_.serialize)
             inline = _INLINE_SCALARS.get(type_) if isinstance(type_, GraphQLScalarType) else None
-            self._emit(depth, f"{result} = {(inline or '{s}({v})').format(v=value, s=serialize)}")
+            self.emit(depth, f"{result} = {(inline or '{s}({v})').format(v=value, s=serialize)}")
             return result
         if isinstance(type_, GraphQLObjectType):
             return self._object(type_, nodes, value, depth)
@@ -147,12 +139,12 @@ class SerializerBuilder:
                 raise NotCompilable(f"{type_.name}.{name} has a resolver")
             python_name = strawberry_field.python_name
             read = domain[python_name] if domain is not None else attrgetter(python_name)
-            field_value = self._local()
-            self._emit(depth, f"{field_value} = {self._read(read, value)}")
+            field_value = self.local()
+            self.emit(depth, f"{field_value} = {self._read(read, value)}")
             result = self._value(type_.fields[name].type, type_.name, name, field_nodes, field_value, depth)
             entries.append(f"{key!r}: {result}")
-        result = self._local()
-        self._emit(depth, f"{result} = {{{', '.join(entries)}}}")
+        result = self.local()
+        self.emit(depth, f"{result} = {{{', '.join(entries)}}}")
         return result
 
     def _read(self, read: Callable[[Any], Any], value: str) -> str:
@@ -163,20 +155,4 @@ class SerializerBuilder:
                 part.isidentifier() and not keyword.iskeyword(part) for part in names[0].split(".")
             ):
                 return f"{value}.{names[0]}"
-        return f"{self._name(read)}({value})"
-
-    def _name(self, thing: Any) -> str:
-        """The generated code's name for a function it calls (one name per function)."""
-        for name, known in self._names.items():
-            if known is thing:
-                return name
-        name = f"_f{len(self._names)}"
-        self._names[name] = thing
-        return name
-
-    def _local(self) -> str:
-        self._count += 1
-        return f"v{self._count}"
-
-    def _emit(self, depth: int, line: str) -> None:
-        self._lines.append("    " * depth + line)
+        return f"{self.name(read)}({value})"

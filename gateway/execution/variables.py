@@ -31,6 +31,8 @@ from graphql.execution.values import VariableValues, get_variable_values
 from graphql.pyutils import is_iterable
 from graphql.type import GraphQLEnumType, GraphQLScalarType
 
+from gateway.execution.generated import GeneratedFunction
+
 # From raw variables to the coerced dict, or None: let graphql-core coerce (and explain).
 VariablesCoercer = Callable[[dict[str, Any]], dict[str, Any] | None]
 
@@ -61,28 +63,19 @@ def variables_coercer(schema: GraphQLSchema, definitions: Collection[VariableDef
             writer.emit(1, f"else: coerced[{name!r}] = {writer.name(default)}")
         elif isinstance(type_, GraphQLNonNull):
             writer.emit(1, "else: return None")
-    return writer.compile()
+    return writer.coercer()
 
 
-class _Writer:
+class _Writer(GeneratedFunction):
     """Writes the coercion of an operation's variables as one function (graphql-core's coerce_input_value,
     unrolled for these types): `return None` wherever a value does not fit, for graphql-core to explain."""
 
     def __init__(self) -> None:
-        self._lines = ["def coerce(raw):", "    coerced = {}"]
-        self._names: dict[str, Any] = {"Undefined": Undefined, "is_iterable": is_iterable}
-        self._count = 0
+        super().__init__("coerce", "raw", {"Undefined": Undefined, "is_iterable": is_iterable})
+        self.emit(1, "coerced = {}")
 
-    def compile(self) -> VariablesCoercer:
-        source = "\n".join([*self._lines, "    return coerced", ""])
-        namespace = dict(self._names)
-        try:
-            code = compile(source, "<variables coercer>", "exec")
-        except (SyntaxError, RecursionError) as error:  # nested deeper than Python's blocks may be
-            raise NotSupported("too deeply nested") from error
-        exec(code, namespace)
-        coerce: VariablesCoercer = namespace["coerce"]
-        coerce.source = source  # type: ignore[attr-defined]  # for tests and for reading
+    def coercer(self) -> VariablesCoercer:
+        coerce: VariablesCoercer = self.compile("    return coerced", "<variables coercer>", NotSupported)
         return coerce
 
     def value(self, type_: GraphQLInputType, value: str, depth: int) -> str:
@@ -90,7 +83,7 @@ class _Writer:
         if isinstance(type_, GraphQLNonNull):
             self.emit(depth, f"if {value} is None: return None")
             return self._present(type_.of_type, value, depth)
-        result = self._local()
+        result = self.local()
         self.emit(depth, f"if {value} is None: {result} = None")
         self.emit(depth, "else:")
         inner = self._present(type_, value, depth + 1)
@@ -99,9 +92,9 @@ class _Writer:
 
     def _present(self, type_: GraphQLInputType, value: str, depth: int) -> str:
         """Emit the coercion of `value`, known not to be None."""
-        result = self._local()
+        result = self.local()
         if isinstance(type_, GraphQLList):
-            items, item = self._local(), self._local()
+            items, item = self.local(), self.local()
             # A single value is a list of one.
             self.emit(depth, f"{items} = {value} if type({value}) is list or is_iterable({value}) else [{value}]")
             self.emit(depth, f"{result} = []")
@@ -132,7 +125,7 @@ class _Writer:
             required = is_required_input_field(field)
             if not required and (field.default is not None or field.default_value is not Undefined):
                 raise NotSupported(f"{type_.name}.{name} has a default")
-            field_value = self._local()
+            field_value = self.local()
             self.emit(depth, f"if {name!r} in {value}:")
             self.emit(depth + 1, f"{field_value} = {value}[{name!r}]")
             coerced = self.value(field.type, field_value, depth + 1)
@@ -153,19 +146,6 @@ class _Writer:
         self.emit(depth, f"try: {result} = {general}({value})")
         self.emit(depth, "except Exception: return None")
         self.emit(depth, f"if {result} is Undefined: return None")
-
-    def name(self, thing: Any) -> str:
-        """The generated code's name for a constant it uses."""
-        name = f"_c{len(self._names)}"
-        self._names[name] = thing
-        return name
-
-    def _local(self) -> str:
-        self._count += 1
-        return f"v{self._count}"
-
-    def emit(self, depth: int, line: str) -> None:
-        self._lines.append("    " * depth + line)
 
 
 # What a built-in scalar's coercion returns unchanged: checked inline, the rest goes through the scalar.
