@@ -6,12 +6,14 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from gateway.commands.serve import uvicorn_options
 from gateway.config import Settings
-from gateway.edge.one_write import HeadWithBody, OneWriteHttpToolsProtocol
+from gateway.edge.one_write import OneWriteCycle, OneWriteHttpToolsProtocol
 from tests.serving import serving
 
 REQUEST = b"POST /graphql HTTP/1.1\r\nHost: gateway\r\nContent-Length: 2\r\n\r\n{}"
@@ -44,10 +46,28 @@ class Transport(asyncio.Transport):
         pass
 
 
-async def answer_with(app: Any, request: bytes = REQUEST) -> Transport:
-    """One request through the protocol the gateway serves with; the transport it wrote to."""
+Answer = list[dict[str, Any]]  # the ASGI messages an app sends, in order
+
+
+def app_sending(messages: Answer, *, later: asyncio.Event | None = None) -> Any:
+    """An app that reads the request, then sends these messages (waiting for `later` after the first)."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        for number, message in enumerate(messages):
+            if number == 1 and later is not None:
+                await later.wait()
+            await send(message)
+
+    return app
+
+
+async def answer_with(app: Any, request: bytes = REQUEST, protocol_class: Any = OneWriteHttpToolsProtocol) -> Transport:
+    """One request through a protocol (by default the one the gateway serves with); the transport it wrote to."""
     transport = Transport()
-    protocol = OneWriteHttpToolsProtocol(Config(app, log_config=None), ServerState(), {}, asyncio.get_running_loop())
+    protocol = protocol_class(
+        Config(app, log_config=None, access_log=False), ServerState(), {}, asyncio.get_running_loop()
+    )
     protocol.connection_made(transport)
     protocol.data_received(request)
     for _ in range(50):
@@ -55,17 +75,79 @@ async def answer_with(app: Any, request: bytes = REQUEST) -> Transport:
         if protocol.cycle is not None and protocol.cycle.response_complete:
             break
     await asyncio.sleep(0)
-    assert protocol.cycle.response_complete
     return transport
 
 
-async def test_an_answer_is_one_write_of_its_head_and_body() -> None:
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"11")]})
-        await send({"type": "http.response.body", "body": b'{"data":{}}'})
+def start(status: int, *headers: tuple[bytes, bytes]) -> dict[str, Any]:
+    return {"type": "http.response.start", "status": status, "headers": list(headers)}
 
-    transport = await answer_with(app)
+
+def body(data: bytes, more: bool = False) -> dict[str, Any]:
+    return {"type": "http.response.body", "body": data, "more_body": more}
+
+
+JSON = (b"content-type", b"application/json")
+HEAD_REQUEST = b"HEAD /graphql HTTP/1.1\r\nHost: gateway\r\n\r\n"
+HTTP_10 = b"POST /graphql HTTP/1.0\r\nHost: gateway\r\nContent-Length: 2\r\n\r\n{}"
+
+ANSWERS: dict[str, tuple[Answer, bytes]] = {
+    "JSON": ([start(200, (b"content-length", b"11"), JSON), body(b'{"data":{}}')], REQUEST),
+    "capitalised names": ([start(200, (b"Content-Length", b"2"), (b"X-Request-Id", b"a1")), body(b"{}")], REQUEST),
+    "body in parts": ([start(200, (b"content-length", b"4")), body(b"ab", True), body(b"cd")], REQUEST),
+    "empty body": ([start(200, (b"content-length", b"0")), body(b"")], REQUEST),
+    "no content": ([start(204), body(b"")], REQUEST),
+    "not modified": ([start(304, (b"etag", b'"x"')), body(b"")], REQUEST),
+    "stream": ([start(200, (b"content-type", b"text/event-stream")), body(b"data: 1\n\n", True), body(b"")], REQUEST),
+    "explicitly chunked": ([start(200, (b"transfer-encoding", b"chunked")), body(b"ab", True), body(b"")], REQUEST),
+    "HEAD": ([start(200, (b"content-length", b"11")), body(b'{"data":{}}')], HEAD_REQUEST),
+    "connection close": (
+        [start(503, (b"content-length", b"2"), (b"connection", b"Keep-Alive, close")), body(b"{}")],
+        REQUEST,
+    ),
+    "HTTP/1.0": ([start(200, (b"content-length", b"2")), body(b"{}")], HTTP_10),
+    "a bad header name": ([start(200, (b"content length", b"2")), body(b"{}")], REQUEST),
+    "a bad header value": (
+        [start(200, (b"content-length", b"2"), (b"x-id", b"a\r\nset-cookie: x")), body(b"{}")],
+        REQUEST,
+    ),
+    "bytes beyond ASCII": ([start(200, (b"content-length", b"2"), (b"x-caf\xe9", b"caf\xe9")), body(b"{}")], REQUEST),
+    "a control character in a name": ([start(200, (b"content-length", b"2"), (b"x\x7f", b"1")), body(b"{}")], REQUEST),
+    "tab in a value": ([start(200, (b"content-length", b"2"), (b"x-id", b"a\tb")), body(b"{}")], REQUEST),
+    "body too long": ([start(200, (b"content-length", b"1")), body(b"{}")], REQUEST),
+    "body too short": ([start(200, (b"content-length", b"3")), body(b"{}")], REQUEST),
+    "two starts": ([start(200, (b"content-length", b"2")), start(200)], REQUEST),
+}
+
+
+@pytest.mark.parametrize("byte", [bytes([value]) for value in range(256)])
+async def test_a_header_byte_is_refused_exactly_when_uvicorn_refuses_it(byte: bytes) -> None:
+    for headers in ([(b"x" + byte, b"1")], [(b"x", b"1" + byte)]):
+        messages = [start(200, (b"content-length", b"2"), *headers), body(b"{}")]
+        ours = await answer_with(app_sending(messages))
+        uvicorns = await answer_with(app_sending(messages), REQUEST, HttpToolsProtocol)
+        assert b"".join(ours.writes) == b"".join(uvicorns.writes)
+
+
+@pytest.mark.parametrize("name", ANSWERS)
+async def test_what_reaches_the_socket_is_what_uvicorn_writes(name: str) -> None:
+    messages, request = ANSWERS[name]
+    ours = await answer_with(app_sending(messages), request)
+    uvicorns = await answer_with(app_sending(messages), request, HttpToolsProtocol)
+    assert b"".join(ours.writes) == b"".join(uvicorns.writes)
+    assert ours.closed == uvicorns.closed
+
+
+async def test_the_protocol_s_cycles_are_one_write_cycles() -> None:
+    transport = Transport()
+    app = app_sending(ANSWERS["JSON"][0])
+    protocol = OneWriteHttpToolsProtocol(Config(app, log_config=None), ServerState(), {}, asyncio.get_running_loop())
+    protocol.connection_made(transport)
+    protocol.data_received(REQUEST)
+    assert type(protocol.cycle) is OneWriteCycle
+
+
+async def test_an_answer_is_one_write_of_its_head_and_body() -> None:
+    transport = await answer_with(app_sending(ANSWERS["JSON"][0]))
     assert len(transport.writes) == 1
     assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
     assert transport.writes[0].endswith(b'\r\n\r\n{"data":{}}')
@@ -73,20 +155,8 @@ async def test_an_answer_is_one_write_of_its_head_and_body() -> None:
 
 async def test_a_head_whose_body_comes_later_is_written_at_once_and_the_body_after_it() -> None:
     later = asyncio.Event()
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
-        await later.wait()
-        await send({"type": "http.response.body", "body": b"event", "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
-
-    transport = Transport()
-    protocol = OneWriteHttpToolsProtocol(Config(app, log_config=None), ServerState(), {}, asyncio.get_running_loop())
-    protocol.connection_made(transport)
-    protocol.data_received(REQUEST)
-    for _ in range(10):
-        await asyncio.sleep(0)
+    messages = [start(200, (b"content-type", b"text/plain")), body(b"event", True), body(b"")]
+    transport = await answer_with(app_sending(messages, later=later))
     # The head did not wait for the body: a stream's client sees its status at once.
     assert len(transport.writes) == 1 and transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
     later.set()
@@ -95,33 +165,16 @@ async def test_a_head_whose_body_comes_later_is_written_at_once_and_the_body_aft
     assert b"".join(transport.writes[1:]) == b"5\r\nevent\r\n0\r\n\r\n"
 
 
-async def test_closing_writes_a_head_still_held_first() -> None:
-    transport = Transport()
-    view = HeadWithBody(transport, True)
-    view.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 2\r\n\r\n")
-    assert transport.writes == []
-    view.close()
-    assert transport.writes == [b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 2\r\n\r\n"] and transport.closed
-
-
 async def test_the_answer_to_a_head_request_is_written_at_once() -> None:
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"11")]})
-        await send({"type": "http.response.body", "body": b'{"data":{}}'})
-
-    transport = await answer_with(app, b"HEAD /graphql HTTP/1.1\r\nHost: gateway\r\n\r\n")
+    transport = await answer_with(app_sending(ANSWERS["HEAD"][0]), HEAD_REQUEST)
     assert transport.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n"]
 
 
 async def test_a_100_continue_goes_at_once_and_the_answer_still_in_one_write() -> None:
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
-        await send({"type": "http.response.body", "body": b"{}"})
-
     transport = Transport()
-    protocol = OneWriteHttpToolsProtocol(Config(app, log_config=None), ServerState(), {}, asyncio.get_running_loop())
+    app = app_sending([start(200, (b"content-length", b"2")), body(b"{}")])
+    config = Config(app, log_config=None, access_log=False)
+    protocol = OneWriteHttpToolsProtocol(config, ServerState(), {}, asyncio.get_running_loop())
     protocol.connection_made(transport)
     protocol.data_received(
         b"POST /graphql HTTP/1.1\r\nHost: gateway\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
@@ -133,18 +186,6 @@ async def test_a_100_continue_goes_at_once_and_the_answer_still_in_one_write() -
     for _ in range(10):
         await asyncio.sleep(0)
     assert len(transport.writes) == 2 and transport.writes[1].endswith(b"content-length: 2\r\n\r\n{}")
-
-
-async def test_a_stream_whose_body_reads_like_a_header_is_not_held() -> None:
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
-        await send({"type": "http.response.body", "body": b"\r\ncontent-length: 9\r\n", "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
-
-    transport = await answer_with(app)
-    assert b"".join(transport.writes).endswith(b"\r\ncontent-length: 9\r\n\r\n0\r\n\r\n")
-    assert len(transport.writes) == 3
 
 
 def test_serve_runs_uvicorn_with_this_protocol() -> None:
