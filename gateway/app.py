@@ -156,6 +156,7 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
             if replicas is not None:
                 closing.append(replicas.close(grace=settings.shutdown_grace))
             await asyncio.gather(*closing)
+            observer.flush()
             if tracing is not None:
                 # Spans still queued are exported before the worker exits.
                 await asyncio.to_thread(tracing.shutdown)

@@ -266,17 +266,24 @@ class TextFormatter(logging.Formatter):
 # --- the request line's short path ----------------------------------------------------------------------------------
 
 
+# How long a request line may wait to be written with others, and how many may wait.
+LINES_WAIT = 0.05
+MOST_LINES_KEPT = 500
+
+
 class RequestLog:
     """Writes the per-request line.
 
     Through `logging` it would cost about 9 µs (a LogRecord, the caller's
     frame looked up, the handler chain); when the only destination is the
     handler `configure_logging` installed, the line is formatted by that
-    handler's formatter and kept until the event loop's current turn ends:
-    then every line of that turn is written to the handler's stream in one
-    write (under load, one system call for many requests instead of one
-    each). Otherwise — other handlers added, pytest capturing, logging
-    configured by someone else, no event loop — it goes through `logging`.
+    handler's formatter and kept for at most LINES_WAIT seconds (or until
+    MOST_LINES_KEPT are waiting): then the lines kept are written to the
+    handler's stream in one write (under load, one system call for hundreds
+    of requests instead of one each). `flush` writes them at once (the app
+    calls it as it stops). Otherwise — other handlers added, pytest
+    capturing, logging configured by someone else, no event loop — it goes
+    through `logging`.
     Lines are kept as UTF-8 bytes: a UTF-8 text stream over a binary buffer
     (stderr, a file opened in text mode) is written through that buffer, any
     other stream as text.
@@ -286,8 +293,9 @@ class RequestLog:
         self._logger = logging.getLogger(REQUEST_LOGGER)
         self._root = logging.getLogger()
         self._pending: list[bytes] = []
-        # The event loop whose turn's end writes the pending lines (set whenever some are pending).
+        # The event loop whose timer writes the pending lines (set whenever some are pending), and the handler.
         self._flushed_by: Any = None
+        self._handler: logging.StreamHandler[Any] | None = None
         # The logger caches its answer per level (setLevel and logging.disable clear the cache, `disabled` is
         # checked first): its own method, called without a wrapper, is the cheapest check that stays right.
         self.is_enabled_for = self._logger.isEnabledFor
@@ -321,16 +329,18 @@ class RequestLog:
             )
             pending = self._pending
             pending.append(line)
-            # Lines already kept wait for their loop's turn to end, unless that loop closed first (they would wait
-            # for ever): then these lines go with this one.
+            # Lines already kept wait for their loop's timer, unless that loop closed first (they would wait for
+            # ever): then these lines go with this one.
             if len(pending) == 1 or self._flushed_by.is_closed():
                 try:
                     loop = asyncio.get_running_loop()
                 except RuntimeError:  # no event loop: written now
                     self._flush(handler)
                 else:
-                    self._flushed_by = loop
-                    loop.call_soon(self._flush, handler)
+                    self._flushed_by, self._handler = loop, handler
+                    loop.call_later(LINES_WAIT, self._flush, handler)
+            elif len(pending) >= MOST_LINES_KEPT:
+                self._flush(handler)
         else:
             fields = {
                 "request_id": request_id, "org": org, "operation": operation, "outcome": outcome,
@@ -338,8 +348,15 @@ class RequestLog:
             }  # fmt: skip
             self._logger.info("request", extra={"request": fields})
 
+    def flush(self) -> None:
+        """Write the lines kept now."""
+        if self._pending and self._handler is not None:
+            self._flush(self._handler)
+
     def _flush(self, handler: logging.StreamHandler[Any]) -> None:
         pending = self._pending
+        if not pending:  # written already (MOST_LINES_KEPT, or flush)
+            return
         data = b"".join(pending)
         pending.clear()
         lock: Any = handler.lock

@@ -193,6 +193,10 @@ class RequestObserver:
                 floor(wait * 1e6 + 0.5) / 1000 if wait else 0.0,
             )
 
+    def flush(self) -> None:
+        """Write the request lines still kept (as the app stops)."""
+        self._log.flush()
+
     def sample(self) -> None:
         """Copy the in-flight count into its gauge, and add what was counted since to the metrics (at each
         scrape, and every second)."""

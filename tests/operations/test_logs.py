@@ -13,6 +13,8 @@ import pytest
 
 from gateway.config import Settings
 from gateway.observability.logs import (
+    LINES_WAIT,
+    MOST_LINES_KEPT,
     JsonFormatter,
     TextFormatter,
     configure_logging,
@@ -96,15 +98,17 @@ def _observe(observer: RequestObserver, request_id: str) -> None:
     observer.end(record)
 
 
-async def test_the_lines_of_a_loop_turn_are_written_at_its_end_in_one_write_after_text_written_before(captured_log):
+async def test_lines_kept_a_moment_are_written_together_in_one_write_after_text_written_before(captured_log):
     buffer = _Writes()
     stream = captured_log("json", stream=io.TextIOWrapper(buffer, encoding="utf-8"))
     observer = RequestObserver(metrics_enabled=False)
     stream.write("before\n")  # left in the text stream's own buffer
-    for request_id in ("a", "b", "c"):
+    _observe(observer, "a")
+    await asyncio.sleep(0)
+    for request_id in ("b", "c"):
         _observe(observer, request_id)
     assert buffer.writes == []
-    await asyncio.sleep(0)
+    await asyncio.sleep(LINES_WAIT * 2)
     first, *lines = buffer.getvalue().decode().splitlines()
     assert first == "before" and [json.loads(line)["request_id"] for line in lines] == ["a", "b", "c"]
     assert [write.count(b'"logger":"gateway.request"') for write in buffer.writes if b"gateway.request" in write] == [3]
@@ -114,11 +118,28 @@ async def test_the_lines_of_a_loop_turn_are_written_at_its_end_in_one_write_afte
     ]  # fmt: skip
 
 
+async def test_as_many_lines_as_may_be_kept_are_written_at_once_and_flush_writes_the_rest(captured_log):
+    buffer = _Writes()
+    captured_log("json", stream=io.TextIOWrapper(buffer, encoding="utf-8"))
+    observer = RequestObserver(metrics_enabled=False)
+    for number in range(MOST_LINES_KEPT + 1):
+        _observe(observer, str(number))
+    assert len(request_lines(buffer.getvalue().decode())) == MOST_LINES_KEPT
+    observer.flush()
+    assert [line["request_id"] for line in request_lines(buffer.getvalue().decode())][-2:] == [
+        str(MOST_LINES_KEPT - 1),
+        str(MOST_LINES_KEPT),
+    ]
+    await asyncio.sleep(LINES_WAIT * 2)  # the timer finds nothing left to write
+    assert len(request_lines(buffer.getvalue().decode())) == MOST_LINES_KEPT + 1
+
+
 async def test_a_stream_in_another_encoding_is_written_as_text(captured_log):
     buffer = io.BytesIO()
     stream = captured_log("text", stream=io.TextIOWrapper(buffer, encoding="latin-1"))
-    _observe(RequestObserver(metrics_enabled=False), "café")
-    await asyncio.sleep(0)
+    observer = RequestObserver(metrics_enabled=False)
+    _observe(observer, "café")
+    observer.flush()
     stream.flush()
     assert buffer.getvalue().endswith(b" id caf\xe9\n")
 
@@ -138,7 +159,7 @@ async def test_no_request_line_below_the_level_or_while_logging_is_disabled(capt
     finally:
         logger.setLevel(logging.NOTSET)
         logging.disable(logging.NOTSET)
-    await asyncio.sleep(0)
+    observer.flush()
     assert [line["request_id"] for line in request_lines(output.getvalue())] == ["heard"]
 
 
@@ -148,13 +169,13 @@ def test_without_an_event_loop_the_line_is_written_at_once(captured_log):
     assert [line["request_id"] for line in request_lines(output.getvalue())] == ["now"]
 
 
-def test_lines_kept_for_a_loop_that_closed_before_its_turn_ended_are_written_with_the_next_line(captured_log):
+def test_lines_kept_for_a_loop_that_closed_before_writing_them_are_written_with_the_next_line(captured_log):
     output = captured_log("json")
     observer = RequestObserver(metrics_enabled=False)
 
     def observe_and_stop(loop: asyncio.AbstractEventLoop) -> None:
         _observe(observer, "left")
-        loop.stop()  # the loop ends with this turn: the line is left pending
+        loop.stop()  # the loop ends before its timer: the line is left pending
 
     loop = asyncio.new_event_loop()
     loop.call_soon(observe_and_stop, loop)
@@ -163,6 +184,7 @@ def test_lines_kept_for_a_loop_that_closed_before_its_turn_ended_are_written_wit
 
     async def observe() -> None:
         _observe(observer, "next")
+        await asyncio.sleep(LINES_WAIT * 2)
 
     asyncio.run(observe())
     assert [line["request_id"] for line in request_lines(output.getvalue())] == ["left", "next"]
