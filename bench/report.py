@@ -75,9 +75,9 @@ def load_table(rows: Sequence[Row], baseline: tuple[str, str] | None = None) -> 
     extra_head, extra_rule = (" req/s ÷ baseline gateway |", "---:|") if baseline else ("", "")
     lines = [
         "| c | server | req/s | p50 ms | p99 ms | errors | server CPU s | PG CPU s | wrk CPU s | other CPU s "
-        "| server CPU ms/req | PG CPU ms/req | req/s ÷ floor | req/s ÷ PostGraphile |" + extra_head
+        "| server CPU ms/req | of it system | PG CPU ms/req | req/s ÷ floor | req/s ÷ PostGraphile |" + extra_head
         + " p99 ÷ floor | order | req/s (other CPU s) per round |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + extra_rule + "---:|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + extra_rule + "---:|---:|---:|",
     ]  # fmt: skip
     for concurrency in sorted({row.result.concurrency for row in rows}):
         level = [row for row in rows if row.result.concurrency == concurrency]
@@ -93,7 +93,8 @@ def load_table(rows: Sequence[Row], baseline: tuple[str, str] | None = None) -> 
             lines.append(
                 f"| {concurrency} | {row.contender} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} "
                 f"| {r.server_cpu:.1f} | {r.postgres_cpu:.1f} | {r.wrk_cpu:.1f} | {r.other_cpu:.1f} "
-                f"| {r.server_ms_per_request:.3f} | {r.postgres_ms_per_request:.3f} "
+                f"| {r.server_ms_per_request:.3f} | {r.server_system_ms_per_request:.3f} "
+                f"| {r.postgres_ms_per_request:.3f} "
                 f"| {_ratio(r.rps, floor.rps if floor else None)} | {_ratio(r.rps, peer.rps if peer else None)} |"
                 + extra
                 + f" {_ratio(r.p99_ms, floor.p99_ms if floor else None)} | {', '.join(map(str, row.order))} "

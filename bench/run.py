@@ -572,7 +572,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def result_line(result: LoadResult) -> str:
     return (
         f"{result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms; CPU per request: "
-        f"server {result.server_ms_per_request:.3f} ms, PostgreSQL {result.postgres_ms_per_request:.3f} ms; "
+        f"server {result.server_ms_per_request:.3f} ms (system {result.server_system_ms_per_request:.3f}), "
+        f"PostgreSQL {result.postgres_ms_per_request:.3f} ms; "
         f"other CPU {result.other_cpu:.1f} s"
     )
 

@@ -38,6 +38,7 @@ class LoadResult:
     other_cpu: float  # CPU seconds used by everything else on the machine meanwhile: the noise
     error_detail: str = ""  # which kinds of errors, when there are any
     wall_seconds: float = 0.0  # how long wrk ran, start to exit
+    server_system_cpu: float = 0.0  # of server_cpu, the kernel's (system calls, the network): the rest is user time
 
     @property
     def failure(self) -> str | None:
@@ -58,6 +59,10 @@ class LoadResult:
         return 1000 * self.server_cpu / self.requests if self.requests else 0.0
 
     @property
+    def server_system_ms_per_request(self) -> float:
+        return 1000 * self.server_system_cpu / self.requests if self.requests else 0.0
+
+    @property
     def postgres_ms_per_request(self) -> float:
         return 1000 * self.postgres_cpu / self.requests if self.requests else 0.0
 
@@ -71,18 +76,24 @@ def require_wrk() -> str:
 
 def cpu_seconds(process: psutil.Process) -> float:
     """User + system CPU of a process tree, including children it has already reaped."""
-    total = 0.0
+    return sum(user_and_system_seconds(process))
+
+
+def user_and_system_seconds(process: psutil.Process) -> tuple[float, float]:
+    """User and system CPU of a process tree, apart, including children it has already reaped."""
+    user = system = 0.0
     try:
         tree = [process, *process.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0.0
+        return 0.0, 0.0
     for member in tree:
         try:
             times = member.cpu_times()
         except psutil.NoSuchProcess:
             continue
-        total += times.user + times.system + times.children_user + times.children_system
-    return total
+        user += times.user + times.children_user
+        system += times.system + times.children_system
+    return user, system
 
 
 def busy_cpu_seconds() -> float:
@@ -198,9 +209,15 @@ def run_wrk(
         url, requests_file, concurrency=concurrency, duration=duration, check_bodies=check_bodies,
         expect_status=expect_status, fresh=fresh,
     )  # fmt: skip
-    server_before, postgres_before, busy_before = cpu_seconds(server), cpu_seconds(postmaster), busy_cpu_seconds()
+    server_before, postgres_before, busy_before = (
+        user_and_system_seconds(server),
+        cpu_seconds(postmaster),
+        busy_cpu_seconds(),
+    )
     done = run_with_usage(command)
-    server_cpu = cpu_seconds(server) - server_before
+    server_user, server_system = user_and_system_seconds(server)
+    server_user, server_system = server_user - server_before[0], server_system - server_before[1]
+    server_cpu = server_user + server_system
     postgres_cpu = cpu_seconds(postmaster) - postgres_before
     busy = busy_cpu_seconds() - busy_before
     if done.returncode != 0:
@@ -223,6 +240,7 @@ def run_wrk(
         other_cpu=max(0.0, busy - server_cpu - postgres_cpu - done.cpu_seconds),
         error_detail=", ".join(f"{figures[kind]} {kind.replace('_', ' ')}" for kind in kinds if figures[kind]),
         wall_seconds=done.wall_seconds,
+        server_system_cpu=server_system,
     )
 
 
