@@ -15,7 +15,7 @@ import asyncpg
 from gateway.db.pool import BROKEN, CONNECTION_ERRORS, ConnectionPool, PoolShed
 from gateway.errors import ServiceUnavailable
 from gateway.observability.metrics import DB_UNAVAILABLE
-from gateway.observability.tenants import note_pool_wait, note_shed
+from gateway.observability.tenants import note_shed, note_wait
 
 logger = logging.getLogger("gateway.db")
 
@@ -126,7 +126,7 @@ class Database:
             raise ServiceUnavailable("the database cannot be reached; try again shortly") from error
         finally:
             self.waiting -= 1
-        note_pool_wait(tenant, time.perf_counter() - started)
+        note_wait(tenant, "pool", time.perf_counter() - started)
         return connection
 
     def give_back(self, connection: asyncpg.Connection, started: float, error: BaseException | None) -> None:

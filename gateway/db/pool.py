@@ -199,9 +199,9 @@ class ConnectionPool:
 
     def release(self, connection: asyncpg.Connection, *, reusable: bool = True, held: float | None = None) -> None:
         """Take a lent connection back; one that is not reusable is terminated and its place freed. `held`: how
-        long it was held, if known (what note_hold does, in the same call)."""
+        long it was held, if known (noted as note_hold does)."""
         if held is not None:
-            self.hold_seconds += _SMOOTHING * (held - self.hold_seconds)
+            self.note_hold(held)
         if connection not in self._lent:
             return
         if reusable and not connection.is_closed():

@@ -13,31 +13,21 @@ from typing import Any
 from gateway.observability import metrics
 from gateway.observability.requests import note_request_wait
 
-# (org, where) -> [seconds waited, waits] since the last publish.
-_pending: dict[tuple[int | None, str], list[float]] = {}
-# org -> [seconds waited, waits] for a pool connection since the last publish.
-_pool_pending: dict[int | None, list[float]] = {}
+# where -> org -> [seconds waited, waits] since the last publish (by where first: no key tuple built and hashed
+# per wait, which the pool's comes on nearly every request under load).
+_pending: dict[str, dict[int | None, list[float]]] = {}
 _sheds: dict[tuple[int | None, str], Any] = {}
 
 
 def note_wait(org_id: int | None, where: str, seconds: float) -> None:
     """A request of this org waited `seconds` for its turn (`where`: fair_share, or pool for a connection)."""
     note_request_wait(seconds, where)
-    pending = _pending.get((org_id, where))
+    by_org = _pending.get(where)
+    if by_org is None:
+        by_org = _pending[where] = {}
+    pending = by_org.get(org_id)
     if pending is None:
-        _pending[(org_id, where)] = [seconds, 1]
-    else:
-        pending[0] += seconds
-        pending[1] += 1
-
-
-def note_pool_wait(org_id: int | None, seconds: float) -> None:
-    """note_wait(org_id, "pool", seconds) for the database layer, which waits on nearly every request under
-    load: noted by org alone, no key tuple built and hashed."""
-    note_request_wait(seconds, "pool")
-    pending = _pool_pending.get(org_id)
-    if pending is None:
-        _pool_pending[org_id] = [seconds, 1]
+        by_org[org_id] = [seconds, 1]
     else:
         pending[0] += seconds
         pending[1] += 1
@@ -45,19 +35,13 @@ def note_pool_wait(org_id: int | None, seconds: float) -> None:
 
 def publish_waits() -> None:
     """Add the waits noted since the last call to their counters."""
-    global _pending, _pool_pending
+    global _pending
     noted, _pending = _pending, {}
-    pool, _pool_pending = _pool_pending, {}
-    for (org_id, where), (seconds, count) in noted.items():
-        _publish(org_id, where, seconds, count)
-    for org_id, (seconds, count) in pool.items():
-        _publish(org_id, "pool", seconds, count)
-
-
-def _publish(org_id: int | None, where: str, seconds: float, count: float) -> None:
-    labels = {"org": str(org_id) if org_id is not None else "none", "where": where}
-    metrics.TENANT_WAIT_SECONDS.labels(**labels).inc(seconds)
-    metrics.TENANT_WAITS.labels(**labels).inc(count)
+    for where, by_org in noted.items():
+        for org_id, (seconds, count) in by_org.items():
+            labels = {"org": str(org_id) if org_id is not None else "none", "where": where}
+            metrics.TENANT_WAIT_SECONDS.labels(**labels).inc(seconds)
+            metrics.TENANT_WAITS.labels(**labels).inc(count)
 
 
 def note_shed(org_id: int | None, where: str) -> None:
