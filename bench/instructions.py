@@ -31,10 +31,11 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -142,18 +143,10 @@ async def _send_over_tcp(port: int, requests: list[Request], lookups: int) -> No
     await asyncio.gather(*(client(start) for start in range(CONCURRENCY)))
 
 
-def per_lookup(
-    variant: Variant, postgres: Postgres, dataset_requests: list[Request], files: tuple[Path, Path], lookups: int,
-    *, served: bool,
-) -> float:  # fmt: skip
-    requests, keys = files
-    if served:
-        first = count_served(variant, postgres, dataset_requests, keys, FIRST)
-        second = count_served(variant, postgres, dataset_requests, keys, FIRST + lookups)
-    else:
-        first = count(variant, postgres.url, requests, keys, FIRST)
-        second = count(variant, postgres.url, requests, keys, FIRST + lookups)
-    return (second - first) / lookups
+def per_lookup(count_lookups: Callable[[int], int], lookups: int) -> float:
+    """What one lookup costs: the instructions counted at FIRST + lookups lookups, less those at FIRST."""
+    first = count_lookups(FIRST)
+    return (count_lookups(FIRST + lookups) - first) / lookups
 
 
 def run_instructions(args: argparse.Namespace, command_line: str) -> int:
@@ -178,7 +171,12 @@ def run_instructions(args: argparse.Namespace, command_line: str) -> int:
         keys.write_bytes(orjson.dumps({key: org for org, key in dataset.keys.items()}))
         for round_number in range(1, (args.rounds or 1) + 1):
             for variant in variants:
-                figure = per_lookup(variant, postgres, dataset_requests, (requests, keys), lookups, served=args.served)
+                counter = (
+                    partial(count_served, variant, postgres, dataset_requests, keys)
+                    if args.served
+                    else partial(count, variant, postgres.url, requests, keys)
+                )
+                figure = per_lookup(counter, lookups)
                 results.setdefault(variant.name, []).append(figure)
                 print(f"round {round_number}: {variant.name}: {figure:,.0f} instructions per lookup", flush=True)
         version = postgres.version()
