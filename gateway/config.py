@@ -12,6 +12,10 @@ from typing import Any
 DEFAULT_DATA_DIR = Path(".loyalty-gateway")
 # Where production serves /metrics unless told otherwise (the port OpenTelemetry's Prometheus exporter uses).
 DEFAULT_METRICS_PORT = 9464
+# Requests of one org in progress at once per worker, unless the pool is larger. Its single lookups that wait for
+# a connection share a statement (gateway.db.lookup_groups, up to 32 in one), so an org is not held to one
+# request per connection; 32 still bounds the work one org can have queued ahead of another's in a worker.
+DEFAULT_ORG_CONCURRENCY = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +77,7 @@ class Settings:
     user_rate_limit: float = 5.0
     user_rate_limit_burst: int = 20
     instances: int = 1
-    # Requests of one org in progress at once in each worker (README, "Fair shares"); None: pool_max_size.
+    # Requests of one org in progress at once in each worker (README, "Fair shares"); None: the default below.
     # Its further requests wait their turn, at most acquire_timeout seconds.
     org_concurrency: int | None = None
     # End-user tokens (JWT): any of these turns them on.
@@ -108,8 +112,10 @@ class Settings:
 
     @property
     def org_share(self) -> int:
-        """--org-concurrency as given, or its default."""
-        return self.org_concurrency if self.org_concurrency is not None else self.pool_max_size
+        """--org-concurrency as given, or its default: the pool's size, and at least DEFAULT_ORG_CONCURRENCY."""
+        if self.org_concurrency is not None:
+            return self.org_concurrency
+        return max(self.pool_max_size, DEFAULT_ORG_CONCURRENCY)
 
     @property
     def metrics_where(self) -> str:

@@ -94,7 +94,10 @@ def _add_exposure_arguments(serve: argparse.ArgumentParser) -> None:
         "--org-concurrency",
         type=int,
         metavar="N",
-        help="requests of one org in progress at once per worker; more wait their turn (default: the pool size)",
+        help=(
+            "requests of one org in progress at once per worker; more wait their turn"
+            " (default: 32, or the pool size if larger)"
+        ),
     )
 
     tokens = serve.add_argument_group("end-user tokens (JWT; see docs/end-user-tokens.md)")

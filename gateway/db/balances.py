@@ -8,7 +8,8 @@ from time import perf_counter
 import asyncpg
 
 from gateway.db.database import Database
-from gateway.db.sql import FETCH_BALANCES, FETCH_CUSTOMER_BALANCE
+from gateway.db.lookup_groups import Lending
+from gateway.db.sql import FETCH_BALANCES, FETCH_CUSTOMER_BALANCE, FETCH_CUSTOMER_BALANCES
 from gateway.domain.lookup import ZERO, Lookup, Matches, ProgramPoints
 from gateway.domain.vocabulary import EntityType, IdentifierType
 
@@ -21,32 +22,65 @@ async def fetch_balances(
     With a customer_id (an end user's request) identifiers match only that
     customer and the fleets it heads: anyone else is as absent as a stranger.
     One customer lookup by one identifier, nearly every request, runs a
-    leaner statement that returns the same rows.
+    leaner statement that returns the same rows; when every connection is
+    lent it waits with the org's other such lookups, and one statement
+    answers them all (gateway.db.lookup_groups).
     """
+    reads = database.reads
     if len(lookups) == 1 and is_single_identifier_customer_lookup(lookups[0]):
+        if reads is None:
+            connection = database.lend()
+            if connection is None:
+                return [await database.lookup_groups.answer(org_id, customer_id, lookups[0], _fetch_customer_lookups)]
+            return await _fetch_customer_lookups(database, connection, org_id, customer_id, lookups)
         statement, arguments = FETCH_CUSTOMER_BALANCE, customer_balance_arguments(org_id, lookups[0], customer_id)
         cost = 1
     else:
         statement, arguments = FETCH_BALANCES, balances_arguments(org_id, lookups, customer_id)
         cost = sum(lookup.cost for lookup in lookups)
-    reads = database.reads
     if reads is None:
-        # What `async with database.connection(tenant=org_id, cost=cost)` does, as plain calls (a lookup's hot
-        # path): when connections are scarce the org waits its turn, weighted by what the statement costs.
+        # When connections are scarce the org waits its turn, weighted by what the statement costs.
         connection = database.lend()
         if connection is None:
             connection = await database.wait(database.acquire_timeout, org_id, cost)
-        started = perf_counter()
-        try:
-            rows = await connection.fetch(statement, *arguments)
-        except BaseException as error:
-            database.give_back(connection, started, error)
-            raise
-        database.give_back(connection, started, None)
+        rows = await fetch_rows(database, connection, statement, arguments)
     else:
         # Read replicas configured: a healthy one answers, or the primary (gateway.db.replicas).
         rows = await reads.fetch(statement, arguments, tenant=org_id, cost=cost)
     return group_rows(rows, len(lookups))
+
+
+async def fetch_rows(
+    database: Lending, connection: asyncpg.Connection, statement: str, arguments: Sequence[object]
+) -> list[asyncpg.Record]:
+    """The statement's rows, on a connection lent by the database and given back once they are in.
+
+    (What `async with database.connection()` does, as plain calls: a lookup's hot path.)
+    """
+    started = perf_counter()
+    try:
+        rows: list[asyncpg.Record] = await connection.fetch(statement, *arguments)
+    except BaseException as error:
+        database.give_back(connection, started, error)
+        raise
+    database.give_back(connection, started, None)
+    return rows
+
+
+async def _fetch_customer_lookups(
+    database: Lending,
+    connection: asyncpg.Connection,
+    org_id: int,
+    customer_id: int | None,
+    lookups: Sequence[Lookup],
+) -> list[Matches]:
+    """Customer lookups of one identifier each (one alone, or those that waited for a connection together:
+    gateway.db.lookup_groups) in one statement, on a lent connection."""
+    if len(lookups) == 1:
+        arguments = customer_balance_arguments(org_id, lookups[0], customer_id)
+        return [_matches(await fetch_rows(database, connection, FETCH_CUSTOMER_BALANCE, arguments))]
+    arguments = customer_balances_arguments(org_id, lookups, customer_id)
+    return group_rows(await fetch_rows(database, connection, FETCH_CUSTOMER_BALANCES, arguments), len(lookups))
 
 
 def is_single_identifier_customer_lookup(lookup: Lookup) -> bool:
@@ -69,6 +103,27 @@ def customer_balance_arguments(org_id: int, lookup: Lookup, customer_id: int | N
         identifier.entity_id,
         customer_id,
     ]
+
+
+def customer_balances_arguments(org_id: int, lookups: Sequence[Lookup], customer_id: int | None) -> list[object]:
+    """fetch_customer_balances.sql's arguments for customer lookups with one identifier each."""
+    sources: list[str] = []
+    accounts: list[str] = []
+    programs: list[int | None] = []
+    all_programs: list[bool] = []
+    types: list[str] = []
+    values: list[str] = []
+    entity_ids: list[int | None] = []
+    for lookup in lookups:
+        (identifier,) = lookup.identifiers
+        sources.append(lookup.source._value_)
+        accounts.append(lookup.account_id)
+        programs.append(lookup.program_id)
+        all_programs.append(lookup.all_programs)
+        types.append(identifier.type._value_)
+        values.append(identifier.value)
+        entity_ids.append(identifier.entity_id)
+    return [org_id, sources, accounts, programs, all_programs, types, values, entity_ids, customer_id]
 
 
 def balances_arguments(org_id: int, lookups: Sequence[Lookup], customer_id: int | None) -> list[object]:

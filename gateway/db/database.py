@@ -12,6 +12,7 @@ from typing import Protocol
 
 import asyncpg
 
+from gateway.db.lookup_groups import LookupGroups
 from gateway.db.pool import BROKEN, CONNECTION_ERRORS, ConnectionPool, PoolShed
 from gateway.errors import ServiceUnavailable
 from gateway.observability.metrics import DB_UNAVAILABLE
@@ -65,6 +66,8 @@ class Database:
         # Calls waiting for a connection right now (the pool's queue).
         self.waiting = 0
         self.reads: Reads | None = None
+        # Single lookups waiting for a connection together, sharing a statement (gateway.db.lookup_groups).
+        self.lookup_groups = LookupGroups(self)
         # Other views of the same pool (on_primary), made ready with this one.
         self._views: list[Database] = []
 
@@ -106,10 +109,13 @@ class Database:
             raise ServiceUnavailable("the database is not ready yet; try again shortly")
         return self.pool.lend_idle()
 
-    async def wait(self, within: float, tenant: int | None, cost: int) -> asyncpg.Connection:
+    async def wait(self, within: float, tenant: int | None, cost: int, *, grouped: bool = False) -> asyncpg.Connection:
         """A connection once one is free and it is the tenant's turn; SERVICE_UNAVAILABLE if none comes within
-        `within` seconds (with Retry-After when the turn would come too late) or the database cannot be reached."""
-        self.waiting += 1
+        `within` seconds (with Retry-After when the turn would come too late) or the database cannot be reached.
+        `grouped`: the caller is a group of lookups (gateway.db.lookup_groups), which counts and notes its
+        lookups' waits itself."""
+        waiting = 0 if grouped else 1
+        self.waiting += waiting
         started = time.perf_counter()
         try:
             connection = await self.pool.wait(within, tenant, cost)
@@ -125,8 +131,9 @@ class Database:
             _UNREACHABLE.inc()
             raise ServiceUnavailable("the database cannot be reached; try again shortly") from error
         finally:
-            self.waiting -= 1
-        note_wait(tenant, "pool", time.perf_counter() - started)
+            self.waiting -= waiting
+        if not grouped:
+            note_wait(tenant, "pool", time.perf_counter() - started)
         return connection
 
     def give_back(self, connection: asyncpg.Connection, started: float, error: BaseException | None) -> None:

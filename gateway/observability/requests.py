@@ -120,6 +120,15 @@ def note_request_wait(seconds: float, where: str) -> None:
             record.phases.append((_WAITS.get(where, where), time.time_ns() - int(seconds * 1e9), seconds))
 
 
+def note_request_statement(seconds: float) -> None:
+    """The time of a statement the request shared with others (gateway.db.lookup_groups): its database time."""
+    record = _CURRENT.get()
+    if record is not None:
+        record.db_seconds += seconds
+        if record.phases is not None:
+            record.phases.append(("database statement", time.time_ns() - int(seconds * 1e9), seconds))
+
+
 def note_phase(name: str, started_ns: int, seconds: float) -> None:
     """A step of the request worth its own span when tracing is on (a parse, a validation)."""
     record = _CURRENT.get()

@@ -6,7 +6,9 @@ sources and accounts, fleets, balances) and lookups against them (a missing
 org, an end user's customer restriction, a program given, the default or all
 programs, ID identifiers), and each lookup's Matches from the lean statement
 must equal the general statement's; sent together in one batch, the lookups
-of an org must each get what they got alone. The test owns its event loop
+of an org must each get what they got alone, and so must its single customer
+lookups sent in one fetch_customer_balances.sql (as lookups waiting for a
+connection together are). The test owns its event loop
 (hypothesis tests are synchronous); each example seeds in a transaction
 rolled back after.
 """
@@ -27,12 +29,13 @@ from hypothesis import strategies as st
 from gateway.db.balances import (
     balances_arguments,
     customer_balance_arguments,
+    customer_balances_arguments,
     fetch_balances,
     group_rows,
     is_single_identifier_customer_lookup,
 )
 from gateway.db.database import Database
-from gateway.db.sql import FETCH_BALANCES, FETCH_CUSTOMER_BALANCE
+from gateway.db.sql import FETCH_BALANCES, FETCH_CUSTOMER_BALANCE, FETCH_CUSTOMER_BALANCES
 from gateway.domain.lookup import Lookup, Matches, build_lookup
 from gateway.domain.vocabulary import (
     CUSTOMER_IDENTIFIER_TYPES,
@@ -216,11 +219,16 @@ class Runner:
                     assert lean == general, case
                     _note(general[0])
                 alone.setdefault((case.org_id, case.customer_id), []).append((case.lookup, general[0]))
-            # The same lookups of an org in one batch: each gets what it got alone.
+            # The same lookups of an org in one batch: each gets what it got alone. Its single customer lookups
+            # in one statement as lookups waiting together share it (gateway.db.lookup_groups): the same.
             for (org_id, customer_id), answers in alone.items():
                 lookups = [lookup for lookup, _ in answers]
                 together = await fetch_balances(database, org_id, lookups, customer_id=customer_id)
                 assert together == [matches for _, matches in answers], (org_id, customer_id, lookups)
+                grouped = [answer for answer in answers if is_single_identifier_customer_lookup(answer[0])]
+                arguments = customer_balances_arguments(org_id, [lookup for lookup, _ in grouped], customer_id)
+                shared = group_rows(await connection.fetch(FETCH_CUSTOMER_BALANCES, *arguments), len(grouped))
+                assert shared == [matches for _, matches in grouped], (org_id, customer_id, grouped)
         finally:
             await transaction.rollback()
 

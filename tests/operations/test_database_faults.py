@@ -133,7 +133,10 @@ async def test_a_connection_killed_server_side_costs_at_most_the_requests_on_it(
 async def test_an_exhausted_pool_makes_requests_wait_up_to_the_acquire_timeout_then_503(own_database, waiting):
     """Every connection is stuck behind a lock: the others wait the acquire timeout, then give up; none piles up."""
     key = await seed_tom(own_database)
-    settings = settings_for(own_database, pool_max_size=2, statement_timeout=3.0, api_key_cache_ttl=600.0)
+    # The org's share of the worker as large as the pool: its requests beyond it wait their turn in its queue.
+    settings = settings_for(
+        own_database, pool_max_size=2, org_concurrency=2, statement_timeout=3.0, api_key_cache_ttl=600.0
+    )
     shed = {"org": str(ORG), "where": "fair_share"}
     shed_before = REGISTRY.get_sample_value("loyalty_gateway_shed_requests_total", shed) or 0
     async with running_app(settings) as client:
@@ -160,7 +163,7 @@ async def test_an_exhausted_pool_makes_requests_wait_up_to_the_acquire_timeout_t
         recovered = await lookup(client, key)
 
     assert f"loyalty_gateway_db_pool_in_use {settings.pool_max_size}.0" in during
-    # One org: beyond its share (the pool size) its requests wait for their turn, not in the pool's queue.
+    # One org: beyond its share (here the pool's size) its requests wait for their turn, not in the pool's queue.
     assert f"loyalty_gateway_requests_waiting {waiting - settings.pool_max_size}.0" in during
     for response, elapsed in answers:
         assert response.status_code == 503, response.text

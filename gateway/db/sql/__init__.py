@@ -11,6 +11,7 @@ def _load(name: str) -> str:
 
 FETCH_BALANCES = _load("fetch_balances")
 FETCH_CUSTOMER_BALANCE = _load("fetch_customer_balance")
+FETCH_CUSTOMER_BALANCES = _load("fetch_customer_balances")
 FIND_API_KEY = _load("find_api_key")
 INSERT_API_KEY = _load("insert_api_key")
 LIST_API_KEYS = _load("list_api_keys")

@@ -1,0 +1,177 @@
+"""Single lookups that find every connection lent wait together, by org, and share one statement.
+
+Under load nearly every lookup finds the pool's connections lent. Waiting one by one, each would take its own
+turn in the pool's queue and its own statement, and a statement's round trip costs the gateway far more than
+the lookup's own rows do. Instead the first such lookup of an org (and end user) opens a group, which waits
+in the pool's queue as one caller; the org's lookups that come while it waits join it, and when its turn
+comes one statement answers them all. A group takes at most MAX_LOOKUPS; the next lookup opens another.
+
+Each lookup still waits for its own answer: one that gives up (its deadline) leaves the others theirs and is
+left out of the statement if that has not started; when none is left, the group leaves the pool's queue. A
+failure (no connection in time, the database gone) reaches every lookup of the group, as each would have met
+it alone. Each request's wait and database time (its log line, its trace) are its own: the wait from when it
+joined, the time of the statement it shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable
+from time import perf_counter
+from typing import Protocol
+
+import asyncpg
+
+from gateway.domain.lookup import Lookup, Matches
+from gateway.observability.requests import note_request_statement
+from gateway.observability.tenants import note_wait
+
+# Lookups one statement answers at most: about what a busy worker has in flight.
+MAX_LOOKUPS = 32
+
+
+class Lending(Protocol):
+    """What the groups need of their database (gateway.db.database.Database)."""
+
+    acquire_timeout: float
+    # Callers waiting for a connection now: a group's lookups count one each.
+    waiting: int
+
+    def lend(self) -> asyncpg.Connection | None: ...
+
+    async def wait(
+        self, within: float, tenant: int | None, cost: int, *, grouped: bool = False
+    ) -> asyncpg.Connection: ...
+
+    def give_back(self, connection: asyncpg.Connection, started: float, error: BaseException | None) -> None: ...
+
+
+# How a group's lookups are fetched on the connection its turn brought: (database, connection, org, end user,
+# lookups) to each lookup's Matches, in order; the connection is given back.
+Fetch = Callable[[Lending, asyncpg.Connection, int, "int | None", list[Lookup]], Awaitable[list[Matches]]]
+
+
+class LookupGroup:
+    """Lookups of one org (and end user) waiting for a connection together."""
+
+    __slots__ = ("answers", "connected", "joined", "lookups", "statement_seconds", "task", "waiting")
+
+    def __init__(self) -> None:
+        self.lookups: list[Lookup] = []
+        self.answers: list[asyncio.Future[Matches]] = []
+        # When each joined (time.perf_counter()).
+        self.joined: list[float] = []
+        # Lookups still waiting for their answers.
+        self.waiting = 0
+        # The group's wait for a connection and its statement; None once that wait is over.
+        self.task: asyncio.Task[None] | None = None
+        # When its turn came, and how long its statement took.
+        self.connected = 0.0
+        self.statement_seconds = 0.0
+
+
+class LookupGroups:
+    """A database's open groups: by org, then end user (None for an API key's requests)."""
+
+    def __init__(self, database: Lending) -> None:
+        self._database = database
+        self._open: dict[int, dict[int | None, LookupGroup]] = {}
+        # The groups' tasks, kept until done (the loop holds only weak references).
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def answer(self, org_id: int, customer_id: int | None, lookup: Lookup, fetch: Fetch) -> Matches:
+        """The lookup's Matches, once its group's turn has come and `fetch` has run."""
+        by_customer = self._open.get(org_id)
+        if by_customer is None:
+            by_customer = self._open[org_id] = {}
+        group = by_customer.get(customer_id)
+        loop = asyncio.get_running_loop()
+        if group is None:
+            group = by_customer[customer_id] = LookupGroup()
+            # In a context of its own: what the group does is no one request's (each notes its own below).
+            task = group.task = loop.create_task(
+                self._wait_and_fetch(org_id, customer_id, group, fetch), context=contextvars.Context()
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        future: asyncio.Future[Matches] = loop.create_future()
+        joined = perf_counter()
+        group.lookups.append(lookup)
+        group.answers.append(future)
+        group.joined.append(joined)
+        group.waiting += 1
+        self._database.waiting += 1
+        if len(group.lookups) == MAX_LOOKUPS:
+            self._close(org_id, customer_id, group)
+        try:
+            matches = await future
+        except asyncio.CancelledError:
+            # Given up (a deadline): when no lookup of the group waits any more, neither does the group.
+            group.waiting -= 1
+            if group.task is not None:
+                self._database.waiting -= 1
+                if not group.waiting:
+                    group.task.cancel()
+            raise
+        if group.connected > joined:
+            note_wait(org_id, "pool", group.connected - joined)
+        note_request_statement(group.statement_seconds)
+        return matches
+
+    async def _wait_and_fetch(self, org_id: int, customer_id: int | None, group: LookupGroup, fetch: Fetch) -> None:
+        database = self._database
+        try:
+            # (A connection may have come back since the first lookup found none: the pool hands returned
+            # connections to callers already waiting, not to callers still to come.)
+            connection = database.lend() or await database.wait(database.acquire_timeout, org_id, 1, grouped=True)
+        except (Exception, asyncio.CancelledError) as error:
+            self._stop_waiting(org_id, customer_id, group)
+            _fail(group.answers, error)
+            return
+        # Its turn has come: the lookups that joined meanwhile are answered; the next ones open another group.
+        group.connected = perf_counter()
+        self._stop_waiting(org_id, customer_id, group)
+        lookups: list[Lookup] = []
+        answers: list[asyncio.Future[Matches]] = []
+        for lookup, future in zip(group.lookups, group.answers, strict=True):
+            if not future.done():  # (not given up)
+                lookups.append(lookup)
+                answers.append(future)
+        if not lookups:
+            database.give_back(connection, group.connected, None)
+            return
+        try:
+            found = await fetch(database, connection, org_id, customer_id, lookups)
+        except (Exception, asyncio.CancelledError) as error:
+            _fail(answers, error)
+            return
+        group.statement_seconds = perf_counter() - group.connected
+        for future, matches in zip(answers, found, strict=True):
+            if not future.done():
+                future.set_result(matches)
+
+    def _stop_waiting(self, org_id: int, customer_id: int | None, group: LookupGroup) -> None:
+        """The group's wait for a connection is over, whatever its outcome."""
+        group.task = None
+        self._close(org_id, customer_id, group)
+        self._database.waiting -= group.waiting
+
+    def _close(self, org_id: int, customer_id: int | None, group: LookupGroup) -> None:
+        """No more lookups join this group."""
+        by_customer = self._open.get(org_id)
+        if by_customer is not None and by_customer.get(customer_id) is group:
+            del by_customer[customer_id]
+            if not by_customer:
+                del self._open[org_id]
+
+
+def _fail(answers: list[asyncio.Future[Matches]], error: BaseException) -> None:
+    """What stopped the group reaches each lookup still waiting (the group's task itself ends quietly)."""
+    for future in answers:
+        if future.done():
+            continue
+        if isinstance(error, asyncio.CancelledError):
+            future.cancel()
+        else:
+            future.set_exception(error)
