@@ -2,6 +2,7 @@
 
     python bench/explain.py [--customers 1000000] [--lookups 1] [--general] [--database-url URL]
     python bench/explain.py --compare [--runs 5000] [--rounds 3] [--customers 1000000]
+    python bench/explain.py --groups [--runs 5000] [--rounds 3] [--customers 1000000]
 
 Without --database-url it starts the bench's database for that size (bench/.work/pg-N, loaded by an
 earlier `python bench/run.py --customers N`) and stops it afterwards. It picks real identifiers (one
@@ -21,6 +22,12 @@ each prepared on one connection (jit off) and run --runs times per round over sa
 rounds alternating. Per statement it reports the median round trip (µs) and the server backend's
 CPU per execution (user + system time of its process, read with psutil: so run it on the
 database's machine), and how many generic and custom plans PostgreSQL made for it.
+
+--groups times what lookups waiting for a connection together cost (gateway.db.lookup_groups): the single
+lookup's fetch_customer_balance.sql against fetch_customer_balances.sql answering groups of 1 to 32 lookups of
+one org, on one connection with the pool's settings (generic plans, jit off). Per lookup it reports the round
+trip (µs, the group's median divided by its size), this client's CPU (asyncpg's work for the statement:
+process time) and the server backend's CPU.
 """
 
 from __future__ import annotations
@@ -33,12 +40,20 @@ import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from importlib.resources import files
 
 import asyncpg
 import psutil
 
 from database import WORK_DIR, embedded_postgres, install_signal_handlers
-from floor import FETCH_BALANCES, FETCH_CUSTOMER_BALANCE, customer_balance_arguments, fetch_arguments, lookup_statement
+from floor import (
+    FETCH_BALANCES,
+    FETCH_CUSTOMER_BALANCE,
+    SentIdentifier,
+    customer_balance_arguments,
+    fetch_arguments,
+    lookup_statement,
+)
 
 _PICK = """
 SELECT i.org_id, i.source, i.type, i.value
@@ -200,14 +215,100 @@ async def compare(url: str, runs: int, rounds: int) -> str:
     return "\n".join(shown)
 
 
+GROUP_SIZES = (1, 2, 4, 8, 16, 32)
+FETCH_CUSTOMER_BALANCES = files("gateway.db.sql").joinpath("fetch_customer_balances.sql").read_text(encoding="utf-8")
+
+
+def group_arguments(org_id: int, lookups: Sequence[tuple[str, SentIdentifier]]) -> list[object]:
+    """fetch_customer_balances.sql's arguments for customer lookups (source, identifier) in the default program,
+    no account, as the gateway builds them."""
+    count = len(lookups)
+    return [
+        org_id, [source for source, _ in lookups], [""] * count, [None] * count, [False] * count,
+        [identifier[0] for _, identifier in lookups], [identifier[1] for _, identifier in lookups],
+        [identifier[2] for _, identifier in lookups], None,
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class LookupCost:
+    round_trip_us: float  # median, per lookup
+    client_cpu_us: float  # this process's, per lookup
+    backend_cpu_us: float  # per lookup
+
+
+async def _time_per_lookup(
+    url: str, statement: str, groups: Sequence[Sequence[object]], size: int, runs: int
+) -> LookupCost:
+    """What one lookup costs when `statement` answers `size` lookups at a time (`runs` lookups in all)."""
+    connection = await asyncpg.connect(url, server_settings={"jit": "off", "plan_cache_mode": "force_generic_plan"})
+    try:
+        backend = psutil.Process(await connection.fetchval("SELECT pg_backend_pid()"))
+        prepared = await connection.prepare(statement)
+        for args in groups[:100]:
+            await prepared.fetch(*args)
+        timings = []
+        statements = max(1, runs // size)
+        before, client_before = backend.cpu_times(), time.process_time()
+        for i in range(statements):
+            started = time.perf_counter()
+            await prepared.fetch(*groups[i % len(groups)])
+            timings.append(1e6 * (time.perf_counter() - started) / size)
+        client = time.process_time() - client_before
+        after = backend.cpu_times()
+        cpu = (after.user + after.system) - (before.user + before.system)
+        lookups = statements * size
+        return LookupCost(statistics.median(timings), 1e6 * client / lookups, 1e6 * cpu / lookups)
+    finally:
+        await connection.close()
+
+
+async def groups(url: str, runs: int, rounds: int) -> str:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch(_PICK, 5000)
+    finally:
+        await connection.close()
+    if len(rows) < 100:
+        raise SystemExit("not enough identifiers: is the database loaded?")
+    org_id = rows[0]["org_id"]
+    identifiers = [(r["source"], (r["type"], r["value"], None)) for r in rows]
+    single = [customer_balance_arguments(org_id, source, "", identifier) for source, identifier in identifiers]
+    contenders: dict[str, tuple[str, list[list[object]], int]] = {
+        "fetch_customer_balance.sql": (FETCH_CUSTOMER_BALANCE, single, 1)
+    }
+    for size in GROUP_SIZES:
+        chunks = [identifiers[start : start + size] for start in range(0, len(identifiers) - size + 1, size)]
+        arguments = [group_arguments(org_id, chunk) for chunk in chunks]
+        contenders[f"fetch_customer_balances.sql, {size}"] = (FETCH_CUSTOMER_BALANCES, arguments, size)
+    costs: dict[str, list[LookupCost]] = {name: [] for name in contenders}
+    for round_number in range(rounds):
+        order = list(contenders) if round_number % 2 == 0 else list(reversed(contenders))
+        for name in order:
+            statement, arguments, size = contenders[name]
+            costs[name].append(await _time_per_lookup(url, statement, arguments, size, runs))
+    shown = [
+        f"-- customer lookups of org {org_id}, one identifier each, default program: {runs:,} lookups per round x "
+        f"{rounds} rounds (medians over rounds); per lookup",
+        f"{'statement, lookups in it':36}  {'round trip µs':>13}  {'client CPU µs':>13}  {'backend CPU µs':>14}",
+    ]
+    for name, measured in costs.items():
+        round_trip = statistics.median(c.round_trip_us for c in measured)
+        client = statistics.median(c.client_cpu_us for c in measured)
+        cpu = statistics.median(c.backend_cpu_us for c in measured)
+        shown.append(f"{name:36}  {round_trip:13.1f}  {client:13.0f}  {cpu:14.1f}")
+    return "\n".join(shown)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=1_000_000, help="which bench database (default 1000000)")
     parser.add_argument("--lookups", type=int, default=1, help="lookups in the batch (default 1)")
     parser.add_argument("--general", action="store_true", help="explain fetch_balances.sql even for one lookup")
     parser.add_argument("--compare", action="store_true", help="time both statements for one lookup instead")
-    parser.add_argument("--runs", type=int, default=5000, help="--compare: executions per round (default 5000)")
-    parser.add_argument("--rounds", type=int, default=3, help="--compare: rounds per statement (default 3)")
+    parser.add_argument("--groups", action="store_true", help="time the statement of lookups waiting together")
+    parser.add_argument("--runs", type=int, default=5000, help="--compare, --groups: per round (default 5000)")
+    parser.add_argument("--rounds", type=int, default=3, help="--compare, --groups: rounds (default 3)")
     parser.add_argument("--database-url", help="use this database instead")
     args = parser.parse_args(argv)
     install_signal_handlers()
@@ -220,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             url = stack.enter_context(embedded_postgres(f"pg-{args.customers}", fresh=False)).url
         if args.compare:
             print(asyncio.run(compare(url, args.runs, args.rounds)))
+        elif args.groups:
+            print(asyncio.run(groups(url, args.runs, args.rounds)))
         else:
             print(asyncio.run(explain(url, args.lookups, args.general)))
     return 0
