@@ -49,6 +49,10 @@ def machine_facts(postgres_version: str, node_version: str | None) -> list[str]:
     ]
     if node_version:
         facts.append(f"Node.js {node_version} (PostGraphile)")
+    # The servers inherit the bench's environment: a setting of the gateway's given there changes every gateway.
+    inherited = sorted(f"{name}={value}" for name, value in os.environ.items() if name.startswith("LOYALTY_"))
+    if inherited:
+        facts.append(f"in the environment, inherited by every gateway: {', '.join(inherited)}")
     return facts
 
 
