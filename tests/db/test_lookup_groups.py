@@ -123,6 +123,18 @@ async def test_lookups_waiting_together_share_a_statement_per_org_and_end_user(d
         assert together == await alone(database, org, lookup, user)
 
 
+async def test_a_group_takes_a_connection_that_came_back_before_its_wait_began(database):
+    lent = await database.pool.acquire(5)
+    lookup = asyncio.ensure_future(fetch_balances(database, ORG, [by_card("card-1")]))
+    # One step: the lookup finds no idle connection and opens its group, whose wait starts a step later.
+    await asyncio.sleep(0)
+    assert database.waiting == 1
+    database.pool.release(lent)  # nobody in the pool's queue yet: the connection goes back to the idle ones
+    # The group takes it, rather than waiting in the queue for a connection that nobody will hand it.
+    (matches,) = await asyncio.wait_for(lookup, 1)
+    assert matches.entity_id == 601 and database.pool.in_use == 0 and database.waiting == 0
+
+
 async def test_a_group_takes_at_most_max_lookups(database):
     count = MAX_LOOKUPS + 1
     lent, tasks = await waiting_behind(
