@@ -12,7 +12,7 @@ from typing import Protocol
 
 import asyncpg
 
-from gateway.db.lookup_groups import LookupGroups
+from gateway.db.lookup_groups import LookupGroup, LookupGroups
 from gateway.db.pool import BROKEN, CONNECTION_ERRORS, ConnectionPool, PoolShed
 from gateway.errors import ServiceUnavailable
 from gateway.observability.metrics import DB_UNAVAILABLE
@@ -109,32 +109,39 @@ class Database:
             raise ServiceUnavailable("the database is not ready yet; try again shortly")
         return self.pool.lend_idle()
 
-    async def wait(self, within: float, tenant: int | None, cost: int, *, grouped: bool = False) -> asyncpg.Connection:
+    async def wait(
+        self, within: float, tenant: int | None, cost: int, *, group: LookupGroup | None = None
+    ) -> asyncpg.Connection:
         """A connection once one is free and it is the tenant's turn; SERVICE_UNAVAILABLE if none comes within
         `within` seconds (with Retry-After when the turn would come too late) or the database cannot be reached.
-        `grouped`: the caller is a group of lookups (gateway.db.lookup_groups), which counts and notes its
-        lookups' waits itself."""
-        waiting = 0 if grouped else 1
+        `group`: the caller is a group of lookups (gateway.db.lookup_groups), which counts and notes its
+        lookups' waits itself; a refusal counts once for each of its lookups still waiting."""
+        waiting = 1 if group is None else 0
         self.waiting += waiting
         started = time.perf_counter()
         try:
             connection = await self.pool.wait(within, tenant, cost)
         except PoolShed as error:
-            note_shed(tenant, "pool")
+            note_shed(tenant, "pool", 1 if group is None else group.waiting)
             retry_after = max(1, math.ceil(error.wait))
             message = f"the database is busy with other requests; try again in {retry_after} s"
             raise ServiceUnavailable(message, retry_after=retry_after) from error
         except TimeoutError as error:
-            _ACQUIRE_TIMEOUT.inc()
+            _ACQUIRE_TIMEOUT.inc(1 if group is None else group.waiting)
             raise ServiceUnavailable("the database did not answer in time; try again shortly") from error
         except CONNECTION_ERRORS as error:
-            _UNREACHABLE.inc()
+            _UNREACHABLE.inc(1 if group is None else group.waiting)
             raise ServiceUnavailable("the database cannot be reached; try again shortly") from error
         finally:
             self.waiting -= waiting
-        if not grouped:
+        if group is None:
             note_wait(tenant, "pool", time.perf_counter() - started)
         return connection
+
+    def charge(self, tenant: int | None, units: int) -> None:
+        """A caller of `tenant` that waited its turn used `units` more than it waited with (a group of lookups
+        that grew while it waited): the tenant's next turns come that much later."""
+        self.pool.charge(tenant, units)
 
     def give_back(self, connection: asyncpg.Connection, started: float, error: BaseException | None) -> None:
         """The connection lent at time.perf_counter() `started` is done with: its hold reported (on_query) and

@@ -4,13 +4,15 @@ Under load nearly every lookup finds the pool's connections lent. Waiting one by
 turn in the pool's queue and its own statement, and a statement's round trip costs the gateway far more than
 the lookup's own rows do. Instead the first such lookup of an org (and end user) opens a group, which waits
 in the pool's queue as one caller; the org's lookups that come while it waits join it, and when its turn
-comes one statement answers them all. A group takes at most MAX_LOOKUPS; the next lookup opens another.
+comes one statement answers them all. A group takes at most MAX_LOOKUPS, and no one once it has waited half
+the acquire timeout; the next lookup opens another. Its turn costs its org as many units as it answers
+lookups (charged once it has its connection: Turns.charge), as a batch of that many would.
 
 Each lookup still waits for its own answer: one that gives up (its deadline) leaves the others theirs and is
 left out of the statement if that has not started; when none is left, the group leaves the pool's queue. A
-failure (no connection in time, the database gone) reaches every lookup of the group, as each would have met
-it alone. Each request's wait and database time (its log line, its trace) are its own: the wait from when it
-joined, the time of the statement it shared.
+refusal (no connection in time, the database gone) reaches every lookup of the group, each as its own error
+and counted as its own. Each request's wait and database time (its log line, its trace) are its own: the
+wait from when it joined, the time of the statement it shared.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Protocol
 import asyncpg
 
 from gateway.domain.lookup import Lookup, Matches
+from gateway.errors import ServiceUnavailable
 from gateway.observability.requests import note_request_statement
 from gateway.observability.tenants import note_wait
 
@@ -41,8 +44,10 @@ class Lending(Protocol):
     def lend(self) -> asyncpg.Connection | None: ...
 
     async def wait(
-        self, within: float, tenant: int | None, cost: int, *, grouped: bool = False
+        self, within: float, tenant: int | None, cost: int, *, group: LookupGroup | None = None
     ) -> asyncpg.Connection: ...
+
+    def charge(self, tenant: int | None, units: int) -> None: ...
 
     def give_back(self, connection: asyncpg.Connection, started: float, error: BaseException | None) -> None: ...
 
@@ -77,8 +82,8 @@ class LookupGroups:
     def __init__(self, database: Lending) -> None:
         self._database = database
         self._open: dict[int, dict[int | None, LookupGroup]] = {}
-        # The groups' tasks, kept until done (the loop holds only weak references).
-        self._tasks: set[asyncio.Task[None]] = set()
+        # The groups' tasks, kept until done (the loop holds only weak references), and what each waits for.
+        self._tasks: dict[asyncio.Task[None], tuple[int, int | None, LookupGroup]] = {}
 
     async def answer(self, org_id: int, customer_id: int | None, lookup: Lookup, fetch: Fetch) -> Matches:
         """The lookup's Matches, once its group's turn has come and `fetch` has run."""
@@ -87,16 +92,18 @@ class LookupGroups:
             by_customer = self._open[org_id] = {}
         group = by_customer.get(customer_id)
         loop = asyncio.get_running_loop()
-        if group is None:
+        joined = perf_counter()
+        # A group that has waited half the acquire timeout takes no one else: a lookup joining it would be
+        # refused sooner than if it had waited on its own.
+        if group is None or joined - group.joined[0] > self._database.acquire_timeout / 2:
             group = by_customer[customer_id] = LookupGroup()
             # In a context of its own: what the group does is no one request's (each notes its own below).
             task = group.task = loop.create_task(
                 self._wait_and_fetch(org_id, customer_id, group, fetch), context=contextvars.Context()
             )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks[task] = (org_id, customer_id, group)
+            task.add_done_callback(self._finished)
         future: asyncio.Future[Matches] = loop.create_future()
-        joined = perf_counter()
         group.lookups.append(lookup)
         group.answers.append(future)
         group.joined.append(joined)
@@ -107,11 +114,13 @@ class LookupGroups:
         try:
             matches = await future
         except asyncio.CancelledError:
-            # Given up (a deadline): when no lookup of the group waits any more, neither does the group.
+            # Given up (a deadline): when no lookup of the group waits any more, neither does the group (which
+            # no lookup may join from now on).
             group.waiting -= 1
             if group.task is not None:
                 self._database.waiting -= 1
                 if not group.waiting:
+                    self._close(org_id, customer_id, group)
                     group.task.cancel()
             raise
         if group.connected > joined:
@@ -121,10 +130,14 @@ class LookupGroups:
 
     async def _wait_and_fetch(self, org_id: int, customer_id: int | None, group: LookupGroup, fetch: Fetch) -> None:
         database = self._database
+        queued = False
         try:
             # (A connection may have come back since the first lookup found none: the pool hands returned
             # connections to callers already waiting, not to callers still to come.)
-            connection = database.lend() or await database.wait(database.acquire_timeout, org_id, 1, grouped=True)
+            connection = database.lend()
+            if connection is None:
+                queued = True
+                connection = await database.wait(database.acquire_timeout, org_id, 1, group=group)
         except (Exception, asyncio.CancelledError) as error:
             self._stop_waiting(org_id, customer_id, group)
             _fail(group.answers, error)
@@ -141,6 +154,9 @@ class LookupGroups:
         if not lookups:
             database.give_back(connection, group.connected, None)
             return
+        if queued and len(lookups) > 1:
+            # It took one turn in the pool's queue; its statement costs as many as it answers lookups.
+            database.charge(org_id, len(lookups) - 1)
         try:
             found = await fetch(database, connection, org_id, customer_id, lookups)
         except (Exception, asyncio.CancelledError) as error:
@@ -150,6 +166,12 @@ class LookupGroups:
         for future, matches in zip(answers, found, strict=True):
             if not future.done():
                 future.set_result(matches)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        org_id, customer_id, group = self._tasks.pop(task)
+        if group.task is task:  # cancelled before it began (at the loop's end): its lookups are not answered
+            self._stop_waiting(org_id, customer_id, group)
+            _fail(group.answers, asyncio.CancelledError())
 
     def _stop_waiting(self, org_id: int, customer_id: int | None, group: LookupGroup) -> None:
         """The group's wait for a connection is over, whatever its outcome."""
@@ -167,11 +189,16 @@ class LookupGroups:
 
 
 def _fail(answers: list[asyncio.Future[Matches]], error: BaseException) -> None:
-    """What stopped the group reaches each lookup still waiting (the group's task itself ends quietly)."""
+    """What stopped the group reaches each lookup still waiting (the group's task itself ends quietly); a
+    refusal as each request's own error, as it would have met it alone."""
     for future in answers:
         if future.done():
             continue
         if isinstance(error, asyncio.CancelledError):
             future.cancel()
+        elif isinstance(error, ServiceUnavailable):
+            own = ServiceUnavailable(error.message, retry_after=error.retry_after)
+            own.__cause__ = error.__cause__
+            future.set_exception(own)
         else:
             future.set_exception(error)

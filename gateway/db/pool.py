@@ -193,6 +193,11 @@ class ConnectionPool:
             if handed is not None:
                 return handed
 
+    def charge(self, tenant: Hashable, units: int) -> None:
+        """The tenant's caller just handed a connection used `units` more than its queued cost: its next turns
+        come that much later (see Turns.charge)."""
+        self._turns.charge(tenant, units)
+
     def note_hold(self, seconds: float) -> None:
         """How long a connection was just held: the estimate of each caller's wait follows it."""
         self.hold_seconds += _SMOOTHING * (seconds - self.hold_seconds)

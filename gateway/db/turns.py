@@ -72,6 +72,12 @@ class Turns(Generic[T]):
             queues[tenant] = queue
         return None
 
+    def charge(self, tenant: Hashable, units: int) -> None:
+        """A caller of `tenant`, already served, cost `units` more than it joined with (a group of lookups that
+        grew while it waited): the units are taken from the tenant's credit, which may go below zero, so that
+        its next callers wait that many more turns while other tenants wait too."""
+        self._credit[tenant] = self._credit.get(tenant, 0) - units
+
     def make_room(self, tenant: Hashable, cost: int, refusal: BaseException) -> None:
         """A caller of `tenant` would wait too long: refuse the newest caller of the tenant with the most
         work waiting, or this caller (raising `refusal`) when that is its own tenant."""

@@ -44,10 +44,10 @@ def publish_waits() -> None:
             metrics.TENANT_WAITS.labels(**labels).inc(count)
 
 
-def note_shed(org_id: int | None, where: str) -> None:
-    """A request of this org was refused (503) because its turn would have come too late."""
+def note_shed(org_id: int | None, where: str, requests: int = 1) -> None:
+    """Requests of this org were refused (503) because their turn would have come too late."""
     child = _sheds.get((org_id, where))
     if child is None:
         org = str(org_id) if org_id is not None else "none"
         child = _sheds[(org_id, where)] = metrics.SHED_REQUESTS.labels(org=org, where=where)
-    child.inc()
+    child.inc(requests)

@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from gateway.db.balances import fetch_balances
 from gateway.db.database import Database
@@ -224,3 +225,64 @@ async def test_each_request_notes_its_own_wait_and_the_statement_it_shared(datab
     assert all(statement <= record.db_seconds < statement + 0.05 for record in records), [
         record.db_seconds for record in records
     ]
+
+
+async def test_a_lookup_arriving_as_a_given_up_group_leaves_gets_a_group_of_its_own(database):
+    lent = await database.pool.acquire(5)
+    gone = asyncio.ensure_future(fetch_balances(database, ORG, [by_card("card-1")]))
+    await asyncio.sleep(0.05)
+    # The group's only lookup gives up, and the same org's next lookup runs right after it, before the group's
+    # cancelled wait has ended.
+    gone.cancel()
+    later = asyncio.ensure_future(fetch_balances(database, ORG, [by_card("card-2")]))
+    await asyncio.sleep(0.05)
+    assert gone.cancelled()
+    database.pool.release(lent)
+    (matches,) = await asyncio.wait_for(later, 2)
+    assert matches.entity_id == 602 and database.waiting == 0
+
+
+async def test_a_group_that_has_waited_half_the_acquire_timeout_takes_no_one_else(database_url, seeded):
+    Failing.statements = 0
+    pool = ConnectionPool(partial(asyncpg.connect, database_url, connection_class=Failing), 1)
+    database = Database(pool, 0.6)
+    lent = await database.pool.acquire(5)
+    early = asyncio.ensure_future(fetch_balances(database, ORG, [by_card("card-1")]))
+    await asyncio.sleep(0.4)
+    late = asyncio.ensure_future(fetch_balances(database, ORG, [by_card("card-2")]))
+    await asyncio.sleep(0.05)
+    database.pool.release(lent)
+    ((first,), (second,)) = await asyncio.gather(early, late)
+    assert (first.entity_id, second.entity_id) == (601, 602)
+    assert Failing.statements == 2  # one group each
+    await database.close(5)
+
+
+async def test_a_refused_group_counts_and_answers_each_of_its_lookups(database_url, seeded):
+    refused = {"reason": "acquire_timeout"}
+    before = REGISTRY.get_sample_value("loyalty_gateway_db_unavailable_total", refused) or 0
+    pool = ConnectionPool(partial(asyncpg.connect, database_url), 1)
+    database = Database(pool, 0.2)
+    lent, tasks = await waiting_behind(
+        database, *(fetch_balances(database, ORG, [by_card(card)]) for card in ("card-1", "card-2", "card-3"))
+    )
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(outcome, ServiceUnavailable) for outcome in outcomes), outcomes
+    # Each request its own error (one exception raised in several requests would collect all their tracebacks).
+    assert len({id(outcome) for outcome in outcomes}) == 3
+    assert {(outcome.message, outcome.retry_after) for outcome in outcomes} == {  # type: ignore[union-attr]
+        (outcomes[0].message, outcomes[0].retry_after)  # type: ignore[union-attr]
+    }
+    assert (REGISTRY.get_sample_value("loyalty_gateway_db_unavailable_total", refused) or 0) - before == 3
+    database.pool.release(lent)
+    await database.close(5)
+
+
+async def test_a_group_that_waited_its_turn_is_charged_for_each_lookup_it_answered(database):
+    lent, tasks = await waiting_behind(
+        database, *(fetch_balances(database, ORG, [by_card(card)]) for card in ("card-1", "card-2", "card-3"))
+    )
+    database.pool.release(lent)
+    await asyncio.gather(*tasks)
+    # One turn for three lookups: two more units from the org's credit (gateway.db.turns), paid off in later turns.
+    assert database.pool._turns._credit[ORG] == -2

@@ -96,3 +96,28 @@ async def test_expiring_fails_the_callers_past_their_deadline_and_tells_the_next
     assert turns.expire(10.0) == math.inf
     assert all(isinstance(waiter.exception(), TimeoutError) for waiter in (futures[0], futures[2]))
     assert turns.next() is None
+
+
+async def test_a_charge_after_its_turn_makes_a_tenant_wait_that_many_more_turns():
+    turns: Turns[int] = Turns()
+    grown = waiters(turns, "grown", 1, 1)
+    waiters(turns, "other", 1, 100)
+    served = [turns.next() for _ in range(2)]
+    assert grown[0] in served
+    # Its caller (a group of lookups) joined as 1 and answered 31: 30 more units than its turn spent.
+    turns.charge("grown", 30)
+    again = waiters(turns, "grown", 1, 1)
+    order = []
+    while again[0] not in order:
+        order.append(turns.next())
+    # Its debt is paid off QUANTUM a round before it is served again, and each of those rounds "other" spends
+    # QUANTUM units of its own (without the charge, it would have been served after one such round).
+    assert len(order) - 1 >= 3 * QUANTUM
+    assert all(waiter is not again[0] for waiter in order[:-1])
+
+
+async def test_a_charge_does_not_delay_a_tenant_alone():
+    turns: Turns[int] = Turns()
+    turns.charge("alone", 50)
+    queued = waiters(turns, "alone", 1, 2)
+    assert [turns.next(), turns.next()] == queued
