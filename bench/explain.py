@@ -179,14 +179,20 @@ async def _same_answers(url: str, lean: Sequence[Sequence[object]], simplest: Se
         await connection.close()
 
 
-async def compare(url: str, runs: int, rounds: int) -> str:
+async def _sampled(url: str, count: int) -> list[asyncpg.Record]:
+    """Up to `count` identifiers spread over the table (_SAMPLE); at least 100, or the database is not loaded."""
     connection = await asyncpg.connect(url)
     try:
-        rows = await connection.fetch(_SAMPLE, 5000)
+        rows: list[asyncpg.Record] = await connection.fetch(_SAMPLE, count)
     finally:
         await connection.close()
     if len(rows) < 100:
         raise SystemExit("not enough identifiers: is the database loaded?")
+    return rows
+
+
+async def compare(url: str, runs: int, rounds: int) -> str:
+    rows = await _sampled(url, 5000)
     identifiers = [(r["org_id"], r["source"], (r["type"], r["value"], None)) for r in rows]
     lean = [customer_balance_arguments(o, s, "", i) for o, s, i in identifiers]
     simplest = [[o, s, i[0], i[1]] for o, s, i in identifiers]
@@ -265,13 +271,9 @@ async def _time_per_lookup(
 
 
 async def groups(url: str, runs: int, rounds: int) -> str:
-    connection = await asyncpg.connect(url)
-    try:
-        sampled = await connection.fetch(_SAMPLE, 20000)
-    finally:
-        await connection.close()
+    sampled = await _sampled(url, 20000)
     # The org with the most identifiers sampled: a group's lookups are one org's.
-    org_id = Counter(r["org_id"] for r in sampled).most_common(1)[0][0] if sampled else None
+    org_id = Counter(r["org_id"] for r in sampled).most_common(1)[0][0]
     rows = [r for r in sampled if r["org_id"] == org_id]
     if len(rows) < 100:
         raise SystemExit("not enough identifiers: is the database loaded?")

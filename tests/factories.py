@@ -4,13 +4,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
 from gateway.db.api_keys import insert_api_key
 from gateway.domain.api_keys import generate_key
 from gateway.domain.identifiers import normalise
-from gateway.domain.vocabulary import IdentifierType
+from gateway.domain.lookup import Lookup, build_lookup
+from gateway.domain.vocabulary import EntityType, IdentifierType, Source
+
+
+def customer_lookup(identifier_type: IdentifierType, value: str, program_id: int | None = None) -> Lookup:
+    """A customer lookup by one identifier, sent by the in-store till, in its default program (or `program_id`)."""
+    return build_lookup(
+        identifiers=[(identifier_type, value)],
+        source=Source.INSTORE,
+        account_id=None,
+        program_id=program_id,
+        entity_type=EntityType.CUSTOMER,
+        fetch_data_for_all_programs=False,
+    )
+
+
+class FailingConnection(asyncpg.Connection):
+    """A connection whose fetches are counted (all connections of the class together), and whose next fetch
+    raises `failure` when one is set."""
+
+    failure: BaseException | None = None
+    fetches = 0
+
+    async def fetch(self, query: str, *args: Any, **kwargs: Any) -> list[asyncpg.Record]:
+        FailingConnection.fetches += 1
+        failure, self.failure = self.failure, None
+        if failure is not None:
+            raise failure
+        return await super().fetch(query, *args, **kwargs)
 
 
 @dataclass

@@ -123,8 +123,7 @@ class LookupGroups:
                     self._close(org_id, customer_id, group)
                     group.task.cancel()
             raise
-        if group.connected > joined:
-            note_wait(org_id, "pool", group.connected - joined)
+        note_wait(org_id, "pool", group.connected - joined)
         note_request_statement(group.statement_seconds)
         return matches
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 from functools import partial
-from typing import Any
 
 import asyncpg
 import pytest
@@ -14,35 +13,16 @@ import pytest
 from gateway.db.balances import fetch_balances
 from gateway.db.database import Database
 from gateway.db.pool import ConnectionPool
-from gateway.domain.lookup import Lookup, build_lookup
-from gateway.domain.vocabulary import EntityType, IdentifierType, Source
+from gateway.domain.lookup import Lookup
+from gateway.domain.vocabulary import IdentifierType
 from gateway.errors import ServiceUnavailable
-from tests.factories import Seed
+from tests.factories import FailingConnection, Seed, customer_lookup
 
 ORG, PROGRAM, CUSTOMER = 7001, 71, 501
 
 
-class Failing(asyncpg.Connection):
-    """A connection whose next fetch raises `failure` when one is set."""
-
-    failure: BaseException | None = None
-
-    async def fetch(self, query: str, *args: Any, **kwargs: Any) -> list[asyncpg.Record]:
-        failure, self.failure = self.failure, None
-        if failure is not None:
-            raise failure
-        return await super().fetch(query, *args, **kwargs)
-
-
 def lookup() -> Lookup:
-    return build_lookup(
-        identifiers=[(IdentifierType.ID, str(CUSTOMER))],
-        source=Source.INSTORE,
-        account_id=None,
-        program_id=None,
-        entity_type=EntityType.CUSTOMER,
-        fetch_data_for_all_programs=False,
-    )
+    return customer_lookup(IdentifierType.ID, str(CUSTOMER))
 
 
 @pytest.fixture
@@ -55,7 +35,7 @@ async def seeded(connection: asyncpg.Connection) -> None:
 
 
 def database_for(url: str, size: int, held: list[float]) -> Database:
-    pool = ConnectionPool(partial(asyncpg.connect, url, connection_class=Failing), size)
+    pool = ConnectionPool(partial(asyncpg.connect, url, connection_class=FailingConnection), size)
     return Database(pool, 5, on_query=held.append)
 
 

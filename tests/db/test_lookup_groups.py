@@ -17,11 +17,11 @@ from gateway.db.balances import fetch_balances
 from gateway.db.database import Database
 from gateway.db.lookup_groups import MAX_LOOKUPS
 from gateway.db.pool import ConnectionPool
-from gateway.domain.lookup import Lookup, Matches, build_lookup
-from gateway.domain.vocabulary import EntityType, IdentifierType, Source
+from gateway.domain.lookup import Lookup, Matches
+from gateway.domain.vocabulary import IdentifierType
 from gateway.errors import ServiceUnavailable
 from gateway.observability.requests import _CURRENT, RequestRecord
-from tests.factories import Seed
+from tests.factories import FailingConnection, Seed, customer_lookup
 
 ORG, OTHER_ORG, PROGRAM, OTHER_PROGRAM = 7101, 7102, 81, 82
 # (customer, its card, its points) in ORG; OTHER_CUSTOMER's card is ORG's first card's number too.
@@ -29,29 +29,8 @@ CUSTOMERS = [(601, "card-1", "10.5"), (602, "card-2", "20.25"), (603, "card-3", 
 OTHER_CUSTOMER = 701
 
 
-class Failing(asyncpg.Connection):
-    """A connection whose statements are counted, and whose next fetch raises `failure` when one is set."""
-
-    failure: BaseException | None = None
-    statements = 0
-
-    async def fetch(self, query: str, *args: Any, **kwargs: Any) -> list[asyncpg.Record]:
-        Failing.statements += 1
-        failure, self.failure = self.failure, None
-        if failure is not None:
-            raise failure
-        return await super().fetch(query, *args, **kwargs)
-
-
 def by_card(card: str, program_id: int | None = None) -> Lookup:
-    return build_lookup(
-        identifiers=[(IdentifierType.CARD_NUMBER, card)],
-        source=Source.INSTORE,
-        account_id=None,
-        program_id=program_id,
-        entity_type=EntityType.CUSTOMER,
-        fetch_data_for_all_programs=False,
-    )
+    return customer_lookup(IdentifierType.CARD_NUMBER, card, program_id)
 
 
 @pytest.fixture
@@ -71,9 +50,9 @@ async def seeded(connection: asyncpg.Connection) -> None:
 
 @pytest.fixture
 async def database(database_url: str, seeded: None) -> Any:
-    Failing.statements = 0
+    FailingConnection.fetches = 0
     held: list[float] = []
-    pool = ConnectionPool(partial(asyncpg.connect, database_url, connection_class=Failing), 1)
+    pool = ConnectionPool(partial(asyncpg.connect, database_url, connection_class=FailingConnection), 1)
     database = Database(pool, 5, on_query=held.append)
     database.held = held  # type: ignore[attr-defined]
     yield database
@@ -109,11 +88,11 @@ async def test_lookups_waiting_together_share_a_statement_per_org_and_end_user(d
         database, *(fetch_balances(database, org, [lookup], customer_id=user) for org, lookup, user in lookups)
     )
     assert database.waiting == len(lookups)
-    assert Failing.statements == 0
+    assert FailingConnection.fetches == 0
     database.pool.release(lent)
     answers = [matches for (matches,) in await asyncio.gather(*tasks)]
     # One statement per group: ORG's API-key lookups, OTHER_ORG's, the end user's.
-    assert Failing.statements == 3 and len(database.held) == 3
+    assert FailingConnection.fetches == 3 and len(database.held) == 3
     assert database.waiting == 0 and database.pool.in_use == 0
     entities = [matches.entity_id for matches in answers]
     assert entities == [601, 602, None, 603, OTHER_CUSTOMER, None, 602]
@@ -143,7 +122,7 @@ async def test_a_group_takes_at_most_max_lookups(database):
     )
     database.pool.release(lent)
     answers = await asyncio.gather(*tasks)
-    assert Failing.statements == 2
+    assert FailingConnection.fetches == 2
     assert [matches.entity_id for (matches,) in answers] == [CUSTOMERS[n % 3][0] for n in range(count)]
 
 
@@ -158,7 +137,7 @@ async def test_a_lookup_that_gives_up_leaves_the_others_their_answers(database):
     database.pool.release(lent)
     first, third = await tasks[0], await tasks[2]
     assert (first[0].entity_id, third[0].entity_id) == (601, 603)
-    assert Failing.statements == 1 and database.waiting == 0
+    assert FailingConnection.fetches == 1 and database.waiting == 0
 
 
 async def test_a_group_whose_lookups_all_give_up_leaves_the_pools_queue(database):
@@ -172,7 +151,7 @@ async def test_a_group_whose_lookups_all_give_up_leaves_the_pools_queue(database
     assert database.waiting == 0
     database.pool.release(lent)
     # Nobody waits for it: the connection goes back to the idle ones, no statement runs.
-    assert database.pool.in_use == 0 and Failing.statements == 0
+    assert database.pool.in_use == 0 and FailingConnection.fetches == 0
     assert (await alone(database, ORG, by_card("card-2"))).entity_id == 602
 
 
@@ -216,7 +195,7 @@ async def test_each_request_notes_its_own_wait_and_the_statement_it_shared(datab
     await asyncio.sleep(0.02)
     database.pool.release(lent)
     await asyncio.gather(first, *later)
-    assert Failing.statements == 1
+    assert FailingConnection.fetches == 1
     (statement,) = database.held
     # The first waited about 0.1 s longer than the others; none was charged another's wait.
     assert records[0].wait_seconds >= 0.1
@@ -243,8 +222,8 @@ async def test_a_lookup_arriving_as_a_given_up_group_leaves_gets_a_group_of_its_
 
 
 async def test_a_group_that_has_waited_half_the_acquire_timeout_takes_no_one_else(database_url, seeded):
-    Failing.statements = 0
-    pool = ConnectionPool(partial(asyncpg.connect, database_url, connection_class=Failing), 1)
+    FailingConnection.fetches = 0
+    pool = ConnectionPool(partial(asyncpg.connect, database_url, connection_class=FailingConnection), 1)
     database = Database(pool, 0.6)
     lent = await database.pool.acquire(5)
     early = asyncio.ensure_future(fetch_balances(database, ORG, [by_card("card-1")]))
@@ -254,7 +233,7 @@ async def test_a_group_that_has_waited_half_the_acquire_timeout_takes_no_one_els
     database.pool.release(lent)
     ((first,), (second,)) = await asyncio.gather(early, late)
     assert (first.entity_id, second.entity_id) == (601, 602)
-    assert Failing.statements == 2  # one group each
+    assert FailingConnection.fetches == 2  # one group each
     await database.close(5)
 
 
