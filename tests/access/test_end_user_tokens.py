@@ -409,10 +409,11 @@ class TestShortLeeway:
         return Settings(database_url=database_url, jwt_secret_file=key_files["secret"], jwt_leeway=0)
 
     async def test_a_remembered_token_still_expires(self, gateway, key):
-        now = int(time.time())
-        token = jwt.encode({"org": ORG, "sub": str(TOM), "exp": now + 1}, SECRET, algorithm="HS256")
+        # At least a second to live (`exp` is whole seconds): the first request is never the one that is late.
+        expires = int(time.time()) + 2
+        token = jwt.encode({"org": ORG, "sub": str(TOM), "exp": expires}, SECRET, algorithm="HS256")
         assert (await gateway.query("{ __typename }", key=token)).status_code == 200
-        await asyncio.sleep(max(0.0, now + 1.2 - time.time()))
+        await asyncio.sleep(max(0.0, expires + 0.2 - time.time()))
         response = await gateway.query("{ __typename }", key=token)
         assert response.status_code == 401
         assert "expired" in response.json()["errors"][0]["message"]
