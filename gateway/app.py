@@ -114,7 +114,7 @@ def create_app(settings: Settings, *, example_query: str | None = None) -> Gatew
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         # The pool opens connections on demand: the gateway starts even while the database is down.
         pool = await create_pool(database_url, settings)
-        on_query = observer.query_hook(traced=tracing is not None)
+        on_query = observer.query_hook()
         database = Database(pool, settings.acquire_timeout, ready=False, on_query=on_query)
         samplers.append(pool_sampler := partial(sample_pool, database))
         # Read replicas, when configured, answer balance lookups; everything else stays on this database.

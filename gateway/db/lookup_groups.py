@@ -60,9 +60,23 @@ Fetch = Callable[[Lending, asyncpg.Connection, int, "int | None", list[Lookup]],
 class LookupGroup:
     """Lookups of one org (and end user) waiting for a connection together."""
 
-    __slots__ = ("answers", "connected", "joined", "lookups", "statement_seconds", "task", "waiting")
+    __slots__ = (
+        "answers",
+        "connected",
+        "customer_id",
+        "joined",
+        "lookups",
+        "loop",
+        "org_id",
+        "statement_seconds",
+        "task",
+        "waiting",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, org_id: int, customer_id: int | None, loop: asyncio.AbstractEventLoop) -> None:
+        self.org_id = org_id
+        self.customer_id = customer_id
+        self.loop = loop
         self.lookups: list[Lookup] = []
         self.answers: list[asyncio.Future[Matches]] = []
         # When each joined (time.perf_counter()).
@@ -82,8 +96,8 @@ class LookupGroups:
     def __init__(self, database: Lending) -> None:
         self._database = database
         self._open: dict[int, dict[int | None, LookupGroup]] = {}
-        # The groups' tasks, kept until done (the loop holds only weak references), and what each waits for.
-        self._tasks: dict[asyncio.Task[None], tuple[int, int | None, LookupGroup]] = {}
+        # The groups' tasks, kept until done (the loop holds only weak references), and whose each is.
+        self._tasks: dict[asyncio.Task[None], LookupGroup] = {}
 
     async def answer(self, org_id: int, customer_id: int | None, lookup: Lookup, fetch: Fetch) -> Matches:
         """The lookup's Matches, once its group's turn has come and `fetch` has run."""
@@ -91,26 +105,24 @@ class LookupGroups:
         if by_customer is None:
             by_customer = self._open[org_id] = {}
         group = by_customer.get(customer_id)
-        loop = asyncio.get_running_loop()
         joined = perf_counter()
         # A group that has waited half the acquire timeout takes no one else: a lookup joining it would be
         # refused sooner than if it had waited on its own.
         if group is None or joined - group.joined[0] > self._database.acquire_timeout / 2:
-            group = by_customer[customer_id] = LookupGroup()
+            loop = asyncio.get_running_loop()
+            group = by_customer[customer_id] = LookupGroup(org_id, customer_id, loop)
             # In a context of its own: what the group does is no one request's (each notes its own below).
-            task = group.task = loop.create_task(
-                self._wait_and_fetch(org_id, customer_id, group, fetch), context=contextvars.Context()
-            )
-            self._tasks[task] = (org_id, customer_id, group)
+            task = group.task = loop.create_task(self._wait_and_fetch(group, fetch), context=contextvars.Context())
+            self._tasks[task] = group
             task.add_done_callback(self._finished)
-        future: asyncio.Future[Matches] = loop.create_future()
+        future: asyncio.Future[Matches] = group.loop.create_future()
         group.lookups.append(lookup)
         group.answers.append(future)
         group.joined.append(joined)
         group.waiting += 1
         self._database.waiting += 1
         if len(group.lookups) == MAX_LOOKUPS:
-            self._close(org_id, customer_id, group)
+            self._close(group)
         try:
             matches = await future
         except asyncio.CancelledError:
@@ -120,15 +132,15 @@ class LookupGroups:
             if group.task is not None:
                 self._database.waiting -= 1
                 if not group.waiting:
-                    self._close(org_id, customer_id, group)
+                    self._close(group)
                     group.task.cancel()
             raise
         note_wait(org_id, "pool", group.connected - joined)
         note_request_statement(group.statement_seconds)
         return matches
 
-    async def _wait_and_fetch(self, org_id: int, customer_id: int | None, group: LookupGroup, fetch: Fetch) -> None:
-        database = self._database
+    async def _wait_and_fetch(self, group: LookupGroup, fetch: Fetch) -> None:
+        database, org_id = self._database, group.org_id
         queued = False
         try:
             # (A connection may have come back since the first lookup found none: the pool hands returned
@@ -138,12 +150,12 @@ class LookupGroups:
                 queued = True
                 connection = await database.wait(database.acquire_timeout, org_id, 1, group=group)
         except (Exception, asyncio.CancelledError) as error:
-            self._stop_waiting(org_id, customer_id, group)
+            self._stop_waiting(group)
             _fail(group.answers, error)
             return
         # Its turn has come: the lookups that joined meanwhile are answered; the next ones open another group.
         group.connected = perf_counter()
-        self._stop_waiting(org_id, customer_id, group)
+        self._stop_waiting(group)
         lookups: list[Lookup] = []
         answers: list[asyncio.Future[Matches]] = []
         for lookup, future in zip(group.lookups, group.answers, strict=True):
@@ -157,7 +169,7 @@ class LookupGroups:
             # It took one turn in the pool's queue; its statement costs as many as it answers lookups.
             database.charge(org_id, len(lookups) - 1)
         try:
-            found = await fetch(database, connection, org_id, customer_id, lookups)
+            found = await fetch(database, connection, org_id, group.customer_id, lookups)
         except (Exception, asyncio.CancelledError) as error:
             _fail(answers, error)
             return
@@ -167,24 +179,24 @@ class LookupGroups:
                 future.set_result(matches)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        org_id, customer_id, group = self._tasks.pop(task)
+        group = self._tasks.pop(task)
         if group.task is task:  # cancelled before it began (at the loop's end): its lookups are not answered
-            self._stop_waiting(org_id, customer_id, group)
+            self._stop_waiting(group)
             _fail(group.answers, asyncio.CancelledError())
 
-    def _stop_waiting(self, org_id: int, customer_id: int | None, group: LookupGroup) -> None:
+    def _stop_waiting(self, group: LookupGroup) -> None:
         """The group's wait for a connection is over, whatever its outcome."""
         group.task = None
-        self._close(org_id, customer_id, group)
+        self._close(group)
         self._database.waiting -= group.waiting
 
-    def _close(self, org_id: int, customer_id: int | None, group: LookupGroup) -> None:
+    def _close(self, group: LookupGroup) -> None:
         """No more lookups join this group."""
-        by_customer = self._open.get(org_id)
-        if by_customer is not None and by_customer.get(customer_id) is group:
-            del by_customer[customer_id]
+        by_customer = self._open.get(group.org_id)
+        if by_customer is not None and by_customer.get(group.customer_id) is group:
+            del by_customer[group.customer_id]
             if not by_customer:
-                del self._open[org_id]
+                del self._open[group.org_id]
 
 
 def _fail(answers: list[asyncio.Future[Matches]], error: BaseException) -> None:

@@ -121,7 +121,8 @@ def note_request_wait(seconds: float, where: str) -> None:
 
 
 def note_request_statement(seconds: float) -> None:
-    """The time of a statement the request shared with others (gateway.db.lookup_groups): its database time."""
+    """The time of a statement run for the request, alone or shared with others (gateway.db.lookup_groups): its
+    database time, and a span when it is traced."""
     record = _CURRENT.get()
     if record is not None:
         record.db_seconds += seconds
@@ -221,16 +222,12 @@ class RequestObserver:
             latencies.publish()
         self._database_time.publish()
 
-    def query_hook(self, *, traced: bool = False) -> Callable[[float], None]:
+    def query_hook(self) -> Callable[[float], None]:
         """The database layer's hook: called with the seconds a connection was held (its statement's time)."""
         database_time = self._database_time.observe if self.metrics_enabled else None
 
         def observe(seconds: float) -> None:
-            record = _CURRENT.get()
-            if record is not None:
-                record.db_seconds += seconds
-                if traced and record.phases is not None:
-                    record.phases.append(("database statement", time.time_ns() - int(seconds * 1e9), seconds))
+            note_request_statement(seconds)
             if database_time is not None:
                 database_time(seconds)
 
